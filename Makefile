@@ -1,0 +1,76 @@
+# Large Models, Piece by Piece — every command a learner, instructor or CI needs.
+# `make book` and `make test` set everything up on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+NB     := chapters/*.ipynb
+NBVAL  := $(PY) -m pytest --nbval $(NB) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress reference-outputs clean
+
+help:
+	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
+	@echo "make test      the whole CI suite: lint, unit + loop-proof tests, nbval, strict book build"
+	@echo "make grade     grade your exercises: run the chapter notebooks on your code (nbval)"
+	@echo "make progress  which exercises are done, failing, not started"
+	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+book: setup book-assets
+	$(BIN)/jupyter-book build . --keep-going
+	@echo "Open $(CURDIR)/_build/html/index.html in a browser."
+
+# MathJax and the widget manager served from the book itself, so it renders offline.
+book-assets: book_assets/vendor/.done
+book_assets/vendor/.done: scripts/book_assets.sh
+	bash scripts/book_assets.sh
+
+test: setup book-assets lint unit nbval book-strict
+	@echo "make test: all green"
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check lmkit solutions tests
+
+unit:
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# Strict nbval (every output compared) on every chapter, with the reference solutions.
+nbval:
+	LMKIT_REFERENCE=all $(NBVAL) -n 2 --dist loadfile -q
+
+# Warnings are errors; the log is scanned too because jupyter-book can exit 0 on failures.
+book-strict:
+	rm -rf _build
+	$(BIN)/jupyter-book build . -W -n --keep-going --all > .book-build.log 2>&1 || (cat .book-build.log; exit 1)
+	@if grep -E "WARNING|ERROR|Traceback" .book-build.log; then echo "the book build logged warnings"; exit 1; fi
+	test -f _build/html/index.html
+	@rm -f .book-build.log
+	@echo "book built with no warnings: _build/html/index.html"
+
+# Learner commands: grade your own code (no reference solutions), then a summary.
+grade: setup
+	-LMKIT_REFERENCE=none $(NBVAL) -q
+	@$(PY) -m lmkit.grading --progress || true
+
+progress: setup
+	@$(PY) -m lmkit.grading --progress || true
+
+# Maintainers: re-run every chapter with the reference solutions and store the outputs.
+reference-outputs: setup
+	for nb in $(NB); do LMKIT_REFERENCE=all $(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,402 @@
+"""The course's grading loop: exercises, their reference solutions, and their checks.
+
+Every exercise is a function in ``lmkit`` decorated with :func:`exercise`. Its body is
+the learner's to write; until then it raises ``NotImplementedError("Exercise N.M: …")``.
+The reference implementation with the identical signature lives in ``solutions/``,
+and a check in ``lmkit/checks/`` decides whether an implementation is right.
+
+Public entry points (see chapter 0):
+
+- :func:`exercise_ids` — every exercise id, in course order
+  (also ``python -m lmkit.grading --list``).
+- :func:`reference` — the reference callable of an exercise.
+- :func:`check` — run an exercise's check on an implementation (default: the function as
+  it currently is in ``lmkit``). Prints one stable line on success, raises
+  ``AssertionError`` with a hint on a wrong answer and :class:`ExerciseNotImplemented`
+  on a stub.
+- :func:`use_reference` / ``LMKIT_REFERENCE`` — make exercises dispatch to the reference
+  solutions, so any chapter runs before its prerequisites are done.
+- :func:`progress` — which exercises are done, failing or not started
+  (also ``python -m lmkit.grading --progress``).
+
+``LMKIT_REFERENCE`` accepts ``all``, ``missing`` (reference only where the learner's
+function is still a stub), ``none``/empty, or a comma-separated list of chapter numbers
+(``1,2``) and exercise ids (``1.1,2.3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import inspect
+import io
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Exercise",
+    "ExerciseNotImplemented",
+    "UnknownExercise",
+    "check",
+    "exercise",
+    "exercise_ids",
+    "get_exercise",
+    "progress",
+    "reference",
+    "reference_mode",
+    "use_reference",
+]
+
+#: Modules that define exercises, in course order. Importing them fills the registry.
+EXERCISE_MODULES: tuple[str, ...] = ("lmkit.scale",)
+#: Modules that define checks (``@checks("N.M")``).
+CHECK_MODULES: tuple[str, ...] = ("lmkit.checks.ch01",)
+
+_ID_RE = re.compile(r"^(\d+)\.(\d+)$")
+ENV_VAR = "LMKIT_REFERENCE"
+
+
+class ExerciseNotImplemented(NotImplementedError):
+    """Raised by :func:`check` when the exercise still has its stub body."""
+
+
+class UnknownExercise(KeyError):
+    """An exercise id that the registry does not know; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
+@dataclass
+class Exercise:
+    """One graded exercise: a learner-facing function, its reference and its check."""
+
+    id: str
+    name: str
+    module: str
+    learner: Callable = field(repr=False)
+    check_fn: Callable | None = field(default=None, repr=False)
+
+    @property
+    def chapter(self) -> int:
+        return int(self.id.split(".")[0])
+
+    @property
+    def solution_module(self) -> str:
+        """``lmkit.scale`` → ``solutions.scale``: the reference lives under the same name."""
+        return "solutions." + self.module.split(".", 1)[1]
+
+    @property
+    def source_file(self) -> str:
+        return self.module.replace(".", "/") + ".py"
+
+    def reference(self) -> Callable:
+        mod = importlib.import_module(self.solution_module)
+        try:
+            return getattr(mod, self.name)
+        except AttributeError:
+            raise LookupError(
+                f"{self.solution_module} has no reference for Exercise {self.id} ({self.name})"
+            ) from None
+
+    def current(self) -> Callable:
+        """The function as ``lmkit`` exposes it now (dispatching to the reference if asked)."""
+        return getattr(importlib.import_module(self.module), self.name)
+
+
+_REGISTRY: dict[str, Exercise] = {}
+_override: str | None = None  # set by use_reference(); wins over the environment variable
+
+
+def _sort_key(exercise_id: str) -> tuple[int, int]:
+    m = _ID_RE.match(exercise_id)
+    assert m, exercise_id
+    return int(m.group(1)), int(m.group(2))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
+    """Mark a function in ``lmkit`` as Exercise ``exercise_id``.
+
+    The decorated function runs the learner's body, unless reference mode covers this
+    exercise; then it runs the reference in ``solutions/`` instead.
+    """
+    if not _ID_RE.match(exercise_id):
+        raise ValueError(f"exercise ids look like '1.2', got {exercise_id!r}")
+
+    def decorate(func: Callable) -> Callable:
+        if exercise_id in _REGISTRY and _REGISTRY[exercise_id].name != func.__name__:
+            raise ValueError(f"Exercise {exercise_id} is registered twice")
+        ex = Exercise(exercise_id, func.__name__, func.__module__, func)
+        _REGISTRY[exercise_id] = ex
+
+        @functools.wraps(func)
+        def dispatch(*args, **kwargs):
+            mode = _reference_mode_for(ex)
+            if mode == "reference":
+                return ex.reference()(*args, **kwargs)
+            if mode == "missing":
+                try:
+                    return ex.learner(*args, **kwargs)
+                except NotImplementedError as err:
+                    if not _is_stub_error(err, exercise_id):
+                        raise
+                    return ex.reference()(*args, **kwargs)
+            return ex.learner(*args, **kwargs)
+
+        dispatch.exercise_id = exercise_id  # type: ignore[attr-defined]
+        dispatch.learner = func  # type: ignore[attr-defined]
+        return dispatch
+
+    return decorate
+
+
+def checks(exercise_id: str) -> Callable[[Callable], Callable]:
+    """Register ``func(impl)`` as the check of Exercise ``exercise_id``."""
+
+    def decorate(func: Callable) -> Callable:
+        _load()
+        if exercise_id not in _REGISTRY:
+            raise ValueError(f"check for unknown Exercise {exercise_id}")
+        _REGISTRY[exercise_id].check_fn = func
+        return func
+
+    return decorate
+
+
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name in EXERCISE_MODULES:
+        importlib.import_module(name)
+    for name in CHECK_MODULES:
+        importlib.import_module(name)
+
+
+def exercise_ids() -> list[str]:
+    """Every exercise id in course order, e.g. ``['1.1', '1.2', '1.3', ...]``."""
+    _load()
+    return sorted(_REGISTRY, key=_sort_key)
+
+
+def get_exercise(exercise_id: str) -> Exercise:
+    """The :class:`Exercise` record for ``exercise_id``; a clear error lists the valid ids."""
+    _load()
+    key = str(exercise_id).strip()
+    if key.lower().startswith("exercise "):
+        key = key[len("exercise ") :].strip()
+    if key not in _REGISTRY:
+        raise UnknownExercise(
+            f"no exercise {exercise_id!r}. Valid ids: {', '.join(exercise_ids())}"
+        )
+    return _REGISTRY[key]
+
+
+def reference(exercise_id: str) -> Callable:
+    """The reference implementation of ``exercise_id`` (from ``solutions/``)."""
+    return get_exercise(exercise_id).reference()
+
+
+# ---------------------------------------------------------------------- reference mode
+
+
+def _parse_mode(spec: str, source: str) -> frozenset[str] | str:
+    """Parse an ``LMKIT_REFERENCE`` value into 'all', 'missing', or a set of exercise ids."""
+    spec = spec.strip()
+    if spec.lower() in {"", "none", "0", "off", "false"}:
+        return frozenset()
+    if spec.lower() in {"all", "true", "on", "yes"}:
+        return "all"
+    if spec.lower() == "missing":
+        return "missing"
+    _load()
+    chosen: set[str] = set()
+    chapters = sorted({ex.chapter for ex in _REGISTRY.values()})
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            if int(item) not in chapters:
+                raise ValueError(
+                    f"{source}: no chapter {item} has exercises. Chapters with exercises: "
+                    f"{', '.join(map(str, chapters))} (or use 'all', 'missing', 'none')"
+                )
+            chosen |= {i for i, ex in _REGISTRY.items() if ex.chapter == int(item)}
+        elif item in _REGISTRY:
+            chosen.add(item)
+        else:
+            raise ValueError(
+                f"{source}: {item!r} is neither a chapter nor an exercise id. Use 'all', "
+                f"'missing', 'none', chapters like '1,2' or ids like "
+                f"{', '.join(exercise_ids()[:3])}"
+            )
+    return frozenset(chosen)
+
+
+def reference_mode() -> frozenset[str] | str:
+    """The reference mode in force: ``'all'``, ``'missing'`` or a set of exercise ids."""
+    if _override is not None:
+        return _parse_mode(_override, "use_reference()")
+    return _parse_mode(os.environ.get(ENV_VAR, ""), ENV_VAR)
+
+
+def _reference_mode_for(ex: Exercise) -> str:
+    mode = reference_mode()
+    if mode == "all" or (isinstance(mode, frozenset) and ex.id in mode):
+        return "reference"
+    if mode == "missing":
+        return "missing"
+    return "learner"
+
+
+def use_reference(spec: str | Iterable[str] | None = "all") -> None:
+    """Make exercises run their reference solutions, like ``LMKIT_REFERENCE``.
+
+    ``use_reference("all")``, ``use_reference("missing")``, ``use_reference(["1.1", "2"])``;
+    ``use_reference(None)`` goes back to the environment variable (learner mode by default).
+    """
+    global _override
+    if spec is None:
+        _override = None
+        return
+    if not isinstance(spec, str):
+        spec = ",".join(str(s) for s in spec)
+    _parse_mode(spec, "use_reference()")  # validate now, fail early
+    _override = spec
+
+
+# ------------------------------------------------------------------------------ check
+
+
+def _is_stub_error(err: BaseException, exercise_id: str) -> bool:
+    return isinstance(err, NotImplementedError) and str(err).startswith(f"Exercise {exercise_id}:")
+
+
+def check(exercise_id: str, impl: Callable | None = None) -> None:
+    """Check an implementation of ``exercise_id``; print ``✓ Exercise N.M name`` if right.
+
+    ``impl`` defaults to the function as it is in ``lmkit`` now. A wrong answer raises
+    ``AssertionError`` with a hint about the likely mistake; a stub raises
+    :class:`ExerciseNotImplemented`.
+    """
+    ex = get_exercise(exercise_id)
+    if ex.check_fn is None:  # pragma: no cover - guarded by tests/test_loop.py
+        raise LookupError(f"Exercise {ex.id} has no check")
+    fn = impl if impl is not None else ex.current()
+    if not callable(fn):
+        raise TypeError(f"check({ex.id!r}, impl=…) needs a function, got {type(fn).__name__}")
+    try:
+        ex.check_fn(fn)
+    except NotImplementedError as err:
+        if _is_stub_error(err, ex.id):
+            raise ExerciseNotImplemented(
+                f"Exercise {ex.id} ({ex.name}) is not implemented yet: write it in "
+                f"{ex.source_file}. The stub says: {err}"
+            ) from None
+        other = re.match(r"^Exercise (\d+\.\d+):", str(err))
+        if other:
+            raise ExerciseNotImplemented(
+                f"Exercise {ex.id} ({ex.name}) uses Exercise {other.group(1)}, which is not "
+                f"implemented yet: do it first, or run with LMKIT_REFERENCE=missing "
+                f"to use its reference solution. The stub says: {err}"
+            ) from None
+        raise
+    print(f"✓ Exercise {ex.id} {ex.name}")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def status(exercise_id: str) -> tuple[str, str]:
+    """``('done'|'failing'|'not started', detail)`` for the learner's own code.
+
+    Reference mode is ignored: progress is about what *you* wrote.
+    """
+    ex = get_exercise(exercise_id)
+    global _override
+    saved = _override
+    _override = "none"
+    try:
+        with redirect_stdout(io.StringIO()):
+            check(ex.id, ex.learner)
+        return "done", ""
+    except ExerciseNotImplemented:
+        return "not started", ""
+    except AssertionError as err:
+        return "failing", str(err).strip().splitlines()[0] if str(err).strip() else "wrong answer"
+    except Exception as err:  # a crash in the learner's code is a failing exercise too
+        return "failing", f"{type(err).__name__}: {err}".splitlines()[0]
+    finally:
+        _override = saved
+
+
+def progress(file=None) -> dict[str, str]:
+    """Print a table of every exercise's state and return ``{id: state}``."""
+    out = file or sys.stdout
+    states: dict[str, str] = {}
+    for i in exercise_ids():
+        ex = _REGISTRY[i]
+        state, detail = status(i)
+        states[i] = state
+        mark = {"done": "✓", "failing": "✗", "not started": "·"}[state]
+        line = f"{mark} {ex.id:<5} {ex.name:<28} {state}"
+        if detail:
+            line += f" — {detail[:110]}"
+        print(line, file=out)
+    counts = {s: list(states.values()).count(s) for s in ("done", "failing", "not started")}
+    print(
+        f"{counts['done']} done, {counts['failing']} failing, "
+        f"{counts['not started']} not started (of {len(states)})",
+        file=out,
+    )
+    return states
+
+
+def signature_of(func: Callable) -> inspect.Signature:
+    return inspect.signature(inspect.unwrap(func))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m lmkit.grading", description="The course's exercises and their checks."
+    )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="print every exercise id")
+    group.add_argument("--progress", action="store_true", help="what is done, failing, not started")
+    group.add_argument("--check", metavar="ID", nargs="+", help="run these exercises' checks")
+    args = parser.parse_args(argv)
+    if args.list:
+        for i in exercise_ids():
+            print(i)
+        return 0
+    if args.check:
+        failed = 0
+        for i in args.check:
+            try:
+                check(i)
+            except (AssertionError, NotImplementedError, KeyError) as err:
+                failed += 1
+                print(f"✗ Exercise {i}: {err}")
+        return 1 if failed else 0
+    states = progress()
+    return 0 if all(s == "done" for s in states.values()) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    # Run the copy in sys.modules["lmkit.grading"], which holds the registry the
+    # exercise decorators filled, not this __main__ copy.
+    from lmkit.grading import main as _main
+
+    sys.exit(_main())
