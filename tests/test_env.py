@@ -6,8 +6,11 @@ from lmkit.env import environment_report, pick_device
 
 def test_pick_device_defaults_to_best_available(monkeypatch):
     monkeypatch.delenv("LMKIT_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else ("mps" if torch.backends.mps.is_available() else "cpu")
+    )
     assert pick_device().type == expected
     assert pick_device("cpu") == torch.device("cpu")
 
