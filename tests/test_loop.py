@@ -108,7 +108,8 @@ def _notebook_sources() -> dict[str, str]:
     }
 
 
-CHECK_CALL = re.compile(r"""check\(\s*["'](\d+\.\d+)["']""")
+# A check cell grades the function as it is in lmkit: check("N.M") with no impl argument.
+CHECK_CALL = re.compile(r"""check\(\s*["'](\d+\.\d+)["']\s*\)""")
 
 
 def test_every_exercise_checked_in_exactly_one_notebook():
