@@ -42,7 +42,7 @@ test: setup book-assets lint unit nbval book-strict
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check lmkit solutions tests
+	$(BIN)/ruff format --check lmkit solutions tests chapters
 
 unit:
 	$(PY) -m pytest -n 2 --dist loadfile -q
