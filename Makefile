@@ -62,8 +62,7 @@ book-strict:
 
 # Learner commands: grade your own code (no reference solutions), then a summary.
 grade: setup
-	-LMKIT_REFERENCE=none $(NBVAL) -q
-	@$(PY) -m lmkit.grading --progress || true
+	@$(PY) -m lmkit.grading --grade || true
 
 progress: setup
 	@$(PY) -m lmkit.grading --progress || true

@@ -46,6 +46,7 @@ __all__ = [
     "exercise",
     "exercise_ids",
     "get_exercise",
+    "grade",
     "progress",
     "reference",
     "reference_mode",
@@ -364,6 +365,60 @@ def progress(file=None) -> dict[str, str]:
     return states
 
 
+def grade(notebooks: Iterable[str] | None = None, file=None) -> int:
+    """Grade the learner's code: strict nbval on the chapter notebooks, then a summary.
+
+    Runs in learner mode (``LMKIT_REFERENCE=none``) whatever the environment says.
+    Returns 0 when every notebook reproduces the reference outputs and every exercise is
+    done. This is ``make grade``.
+    """
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    out = file or sys.stdout
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted(notebooks or (str(p) for p in (root / "chapters").glob("*.ipynb")))
+    sanitize = root / "tests" / "nbval_sanitize.cfg"
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "nbval.xml"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            *paths,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--tb=line",
+            f"--junitxml={report}",
+            "--rootdir",
+            str(root),
+        ]
+        if sanitize.exists():
+            cmd += ["--nbval-sanitize-with", str(sanitize)]
+        env = {**os.environ, ENV_VAR: "none"}
+        subprocess.run(cmd, cwd=root, env=env, check=False)
+        cases = ET.parse(report).getroot().iter("testcase") if report.exists() else []
+        per_nb: dict[str, list[int]] = {}
+        for case in cases:
+            # classname is the notebook's path with dots: "chapters.01_scale.ipynb"
+            name = case.get("classname", "").split(".")[-2] + ".ipynb"
+            bad = case.find("failure") is not None or case.find("error") is not None
+            counts = per_nb.setdefault(name, [0, 0])
+            counts[0] += 1
+            counts[1] += bad
+    print("\nGrading summary (your code, no reference solutions):", file=out)
+    for name, (total, bad) in sorted(per_nb.items()):
+        mark = "✓" if not bad else "✗"
+        print(f"{mark} {name}: {total - bad} of {total} cells match the reference run", file=out)
+    states = progress(file=out)
+    clean = all(bad == 0 for _, bad in per_nb.values())
+    return 0 if clean and all(s == "done" for s in states.values()) else 1
+
+
 def signature_of(func: Callable) -> inspect.Signature:
     return inspect.signature(inspect.unwrap(func))
 
@@ -376,11 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--list", action="store_true", help="print every exercise id")
     group.add_argument("--progress", action="store_true", help="what is done, failing, not started")
     group.add_argument("--check", metavar="ID", nargs="+", help="run these exercises' checks")
+    group.add_argument(
+        "--grade", metavar="NOTEBOOK", nargs="*", help="nbval on the chapters (all by default)"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for i in exercise_ids():
             print(i)
         return 0
+    if args.grade is not None:
+        return grade(args.grade or None)
     if args.check:
         failed = 0
         for i in args.check:
