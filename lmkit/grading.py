@@ -53,10 +53,10 @@ __all__ = [
     "use_reference",
 ]
 
-#: Modules that define exercises, in course order. Importing them fills the registry.
-EXERCISE_MODULES: tuple[str, ...] = ("lmkit.scale",)
-#: Modules that define checks (``@checks("N.M")``).
-CHECK_MODULES: tuple[str, ...] = ("lmkit.checks.ch01",)
+#: The package whose modules ``chNN`` hold the checks (``@checks("N.M")``). Each check
+#: module imports the ``lmkit`` module it checks, so loading every check module also
+#: registers every exercise: a new chapter needs no edit here.
+CHECKS_PACKAGE = "lmkit.checks"
 
 _ID_RE = re.compile(r"^(\d+)\.(\d+)$")
 ENV_VAR = "LMKIT_REFERENCE"
@@ -97,9 +97,8 @@ class Exercise:
         return self.module.replace(".", "/") + ".py"
 
     def reference(self) -> Callable:
-        mod = importlib.import_module(self.solution_module)
         try:
-            return getattr(mod, self.name)
+            return _resolve(self.solution_module, self.name)
         except AttributeError:
             raise LookupError(
                 f"{self.solution_module} has no reference for Exercise {self.id} ({self.name})"
@@ -107,7 +106,20 @@ class Exercise:
 
     def current(self) -> Callable:
         """The function as ``lmkit`` exposes it now (dispatching to the reference if asked)."""
-        return getattr(importlib.import_module(self.module), self.name)
+        return _resolve(self.module, self.name)
+
+
+def _resolve(module: str, qualname: str) -> Callable:
+    """``_resolve("lmkit.attention", "MultiHeadAttention.forward")`` → that function.
+
+    Exercises are usually module-level functions; a method is named by its qualified name
+    and its reference is the method of the same name on the class of the same name in
+    ``solutions`` (typically a subclass that overrides just that method).
+    """
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 _REGISTRY: dict[str, Exercise] = {}
@@ -133,9 +145,9 @@ def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
         raise ValueError(f"exercise ids look like '1.2', got {exercise_id!r}")
 
     def decorate(func: Callable) -> Callable:
-        if exercise_id in _REGISTRY and _REGISTRY[exercise_id].name != func.__name__:
+        if exercise_id in _REGISTRY and _REGISTRY[exercise_id].name != func.__qualname__:
             raise ValueError(f"Exercise {exercise_id} is registered twice")
-        ex = Exercise(exercise_id, func.__name__, func.__module__, func)
+        ex = Exercise(exercise_id, func.__qualname__, func.__module__, func)
         _REGISTRY[exercise_id] = ex
 
         @functools.wraps(func)
@@ -180,10 +192,12 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    for name in EXERCISE_MODULES:
-        importlib.import_module(name)
-    for name in CHECK_MODULES:
-        importlib.import_module(name)
+    import pkgutil
+
+    package = importlib.import_module(CHECKS_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if re.fullmatch(r"ch\d\d", info.name):
+            importlib.import_module(f"{CHECKS_PACKAGE}.{info.name}")
 
 
 def exercise_ids() -> list[str]:

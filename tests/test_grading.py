@@ -142,3 +142,51 @@ def test_cli_progress_and_check():
     assert out.returncode == 0 and out.stdout.strip() == "✓ Exercise 1.1 count_parameters"
     out = _cli("--check", "9.9")
     assert out.returncode == 1 and "Valid ids" in out.stdout
+
+
+def test_a_method_can_be_an_exercise(monkeypatch, capsys):
+    """Exercises on nn.Module methods: named by qualname, reference on the same-named class."""
+    import types
+
+    learner_mod = types.ModuleType("lmkit._fake_module")
+    solution_mod = types.ModuleType("solutions._fake_module")
+    monkeypatch.setitem(sys.modules, learner_mod.__name__, learner_mod)
+    monkeypatch.setitem(sys.modules, solution_mod.__name__, solution_mod)
+
+    class Doubler:
+        def forward(self, x: int) -> int:
+            raise NotImplementedError("Exercise 99.1: double x")
+
+    Doubler.forward.__module__ = learner_mod.__name__
+    Doubler.forward = grading.exercise("99.1")(Doubler.forward)
+    learner_mod.Doubler = Doubler
+
+    class ReferenceDoubler(Doubler):
+        def forward(self, x: int) -> int:
+            return 2 * x
+
+    solution_mod.Doubler = ReferenceDoubler
+    monkeypatch.setitem(
+        grading._REGISTRY["99.1"].__dict__,
+        "check_fn",
+        lambda impl: (
+            None
+            if impl(Doubler(), 21) == 42
+            else (_ for _ in ()).throw(AssertionError("forward(21) should be 42"))
+        ),
+    )
+    try:
+        ex = grading.get_exercise("99.1")
+        assert ex.name == "test_a_method_can_be_an_exercise.<locals>.Doubler.forward" or (
+            ex.name.endswith("Doubler.forward")
+        )
+        # Qualified names of classes defined at module level resolve through the module:
+        ex.name = "Doubler.forward"
+        with pytest.raises(grading.ExerciseNotImplemented):
+            grading.check("99.1")
+        grading.use_reference("99.1")
+        assert Doubler().forward(5) == 10
+        grading.check("99.1")
+        assert capsys.readouterr().out == "✓ Exercise 99.1 Doubler.forward\n"
+    finally:
+        grading._REGISTRY.pop("99.1", None)

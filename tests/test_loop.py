@@ -2,7 +2,7 @@
 
 For every exercise: the stub fails its check with a clear "not implemented yet"; the
 reference passes it; stub and reference have the same signature; the plausible mistakes
-in tests/mistakes.py are each rejected with their hint; and exactly one chapter
+in tests/mistakes/ are each rejected with their hint; and exactly one chapter
 notebook runs its check.
 """
 
@@ -19,6 +19,11 @@ from tests.mistakes import MISTAKES
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = grading.exercise_ids()
+
+
+def test_every_exercise_has_a_check():
+    for i in IDS:
+        assert grading.get_exercise(i).check_fn is not None, f"Exercise {i} has no check"
 
 
 def test_registry_is_not_empty_and_ordered():
@@ -78,7 +83,7 @@ def test_check_is_deterministic(exercise_id, capsys):
 @pytest.mark.parametrize("exercise_id", IDS)
 def test_every_exercise_has_mistakes_on_record(exercise_id):
     assert len(MISTAKES.get(exercise_id, [])) >= 3, (
-        f"Exercise {exercise_id}: record ≥3 plausible mistakes in tests/mistakes.py"
+        f"Exercise {exercise_id}: record ≥3 plausible mistakes in tests/mistakes/"
     )
 
 

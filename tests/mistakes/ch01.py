@@ -1,4 +1,4 @@
-"""Plausible wrong answers to each exercise, and the hint its check must give.
+"""Plausible wrong answers to chapter 1's exercises, and the hint each check must give.
 
 tests/test_loop.py runs every check on every mistake here: the check must reject it
 with an AssertionError whose message contains the hint. This is how we know the
