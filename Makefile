@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NB     := chapters/*.ipynb
 NBVAL  := $(PY) -m pytest --nbval $(NB) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress reference-outputs clean
+.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
@@ -44,11 +44,21 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check lmkit solutions tests chapters
 
-unit:
+# Corpora live in a project-local cache for tests and CI, seeded from ../shared/data/ when
+# it exists (offline machines); without it lmkit.data downloads and verifies them.
+DATA_CACHE := $(CURDIR)/.lmkit_cache
+unit nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DATA_CACHE)
+
+data:
+	@mkdir -p $(DATA_CACHE)
+	@if [ -f ../shared/data/tinyshakespeare.txt ] && [ ! -f $(DATA_CACHE)/tinyshakespeare.txt ]; then \
+		cp ../shared/data/tinyshakespeare.txt $(DATA_CACHE)/tinyshakespeare.txt; fi
+
+unit: data
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 # Strict nbval (every output compared) on every chapter, with the reference solutions.
-nbval:
+nbval: data
 	LMKIT_REFERENCE=all $(NBVAL) -n 2 --dist loadfile -q
 
 # Warnings are errors; the log is scanned too because jupyter-book can exit 0 on failures.
@@ -61,14 +71,14 @@ book-strict:
 	@echo "book built with no warnings: _build/html/index.html"
 
 # Learner commands: grade your own code (no reference solutions), then a summary.
-grade: setup
+grade: setup data
 	@$(PY) -m lmkit.grading --grade || true
 
 progress: setup
 	@$(PY) -m lmkit.grading --progress || true
 
 # Maintainers: re-run every chapter with the reference solutions and store the outputs.
-reference-outputs: setup
+reference-outputs: setup data
 	for nb in $(NB); do LMKIT_REFERENCE=all $(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; done
 
 clean:

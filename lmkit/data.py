@@ -1,0 +1,213 @@
+"""Chapter 2 — corpora: download once, verify, cache; split; store token ids compactly.
+
+A corpus is a named file with a URL and a SHA-256. :func:`corpus_path` returns it from
+the cache (``$LMKIT_DATA_DIR``, by default ``~/.cache/lmkit``), downloading it first if
+needed. A download goes to a temporary file and only becomes the cached file once its
+SHA-256 is right, so a cut connection or a wrong mirror never leaves a bad file behind.
+Offline, the error says where to put the file by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CORPORA",
+    "Corpus",
+    "CorpusUnavailable",
+    "corpus_path",
+    "data_dir",
+    "download",
+    "load_text",
+    "read_bin",
+    "sha256_of",
+    "to_uint16",
+    "train_val_split",
+    "write_bin",
+]
+
+ENV_VAR = "LMKIT_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A downloadable text file: where it lives online, its checksum, its cached name."""
+
+    name: str
+    url: str
+    sha256: str
+    filename: str
+    size: int  # bytes
+    description: str = ""
+
+
+CORPORA: dict[str, Corpus] = {
+    # Karpathy's char-rnn tiny-shakespeare: 40,000 lines of Shakespeare's plays; the corpus
+    # of nanoGPT's shakespeare_char, so our numbers compare with its.
+    "tinyshakespeare": Corpus(
+        name="tinyshakespeare",
+        url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        filename="tinyshakespeare.txt",
+        size=1_115_394,
+        description="tiny-shakespeare (char-rnn), 1,115,394 characters, 65 distinct",
+    ),
+}
+
+
+class CorpusUnavailable(RuntimeError):
+    """The corpus is not cached and cannot be downloaded (offline, or a bad download)."""
+
+
+def data_dir() -> Path:
+    """The cache directory: ``$LMKIT_DATA_DIR`` if set, else ``~/.cache/lmkit``."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lmkit"
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest) -> None:
+    """Copy ``url`` (http(s):// or file://) into the open binary file ``dest``."""
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed URLs
+        shutil.copyfileobj(response, dest)
+
+
+def download(url: str, path: str | Path, sha256: str) -> Path:
+    """Download ``url`` to ``path`` atomically, keeping it only if its SHA-256 matches.
+
+    The bytes go to a temporary file next to ``path``; it is renamed into place only
+    after the checksum is verified and deleted otherwise, so ``path`` either does not
+    exist or is exactly the expected file. Raises :class:`CorpusUnavailable`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _fetch(url, f)
+        got = sha256_of(tmp)
+        if got != sha256:
+            raise CorpusUnavailable(
+                f"the download from {url} is corrupted or not the expected file: its "
+                f"sha256 is {got}, expected {sha256}. Nothing was cached; try again, or "
+                f"put a good copy at {path}"
+            )
+        os.replace(tmp, path)  # atomic on one file system
+    except CorpusUnavailable:
+        raise
+    except OSError as err:  # URLError, timeouts, disk errors are all OSErrors
+        raise CorpusUnavailable(
+            f"could not download {url} ({err}). If you are offline, download it on another "
+            f"machine and put it at {path} (sha256 {sha256}), or set {ENV_VAR} to the "
+            "directory that holds it"
+        ) from err
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+_verified: set[tuple[str, float, int]] = set()
+
+
+def corpus_path(name: str = "tinyshakespeare", download_if_missing: bool = True) -> Path:
+    """The cached file of corpus ``name``, downloaded and verified on first use."""
+    if name not in CORPORA:
+        raise KeyError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+    corpus = CORPORA[name]
+    path = data_dir() / corpus.filename
+    if not path.exists():
+        if not download_if_missing:
+            raise CorpusUnavailable(
+                f"{corpus.name} is not in the cache: put {corpus.url} at {path} "
+                f"(sha256 {corpus.sha256})"
+            )
+        download(corpus.url, path, corpus.sha256)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _verified:  # check a hand-placed file once per process
+        got = sha256_of(path)
+        if got != corpus.sha256:
+            raise CorpusUnavailable(
+                f"{path} is not the expected {corpus.name} (sha256 {got}, expected "
+                f"{corpus.sha256}): delete it, and it will be downloaded again"
+            )
+        _verified.add(key)
+    return path
+
+
+def load_text(name: str = "tinyshakespeare") -> str:
+    """The text of corpus ``name`` (downloaded and cached on first use)."""
+    return corpus_path(name).read_text(encoding="utf-8")
+
+
+def train_val_split(data: Sequence, train_fraction: float = 0.9) -> tuple:
+    """The first ``train_fraction`` of ``data`` for training, the rest for validation.
+
+    A contiguous split, as nanoGPT's: text is not shuffled, so validation text was never
+    seen, even as an overlapping window (tiny-shakespeare: 1,003,854 training chars).
+    Works on a ``str``, a list, a NumPy array or a tensor.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be between 0 and 1, got {train_fraction}")
+    n = int(train_fraction * len(data))
+    return data[:n], data[n:]
+
+
+def to_uint16(ids: Sequence[int]) -> np.ndarray:
+    """Token ids as a compact ``uint16`` array (2 bytes per token instead of 8).
+
+    Fits any vocabulary up to 65,536 ids (GPT-2 has 50,257); larger ids or negative
+    ids raise ``ValueError`` rather than wrap around silently.
+    """
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a 1-D sequence of token ids, got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
+        raise ValueError(
+            f"token ids must be in [0, 65535] to fit uint16, got [{arr.min()}, {arr.max()}]"
+        )
+    return arr.astype(np.uint16)
+
+
+def write_bin(ids: Sequence[int] | np.ndarray, path: str | Path) -> Path:
+    """Write token ids to a raw ``uint16`` file (nanoGPT's ``train.bin``), atomically:
+    the bytes go to a temporary file that is renamed into place, so a reader never sees
+    a half-written file."""
+    arr = to_uint16(ids)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            arr.tofile(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_bin(path: str | Path) -> np.ndarray:
+    """The ids in a ``uint16`` file as a read-only memory map: nothing is read into memory
+    until it is indexed, so a corpus larger than RAM is fine."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return np.zeros(0, dtype=np.uint16)
+    return np.memmap(path, dtype=np.uint16, mode="r")

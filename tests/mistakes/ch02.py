@@ -1,0 +1,210 @@
+"""Plausible wrong answers to chapter 2's exercises, and the hint each check must give."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from solutions import batching as bref
+from solutions import tokenizers as ref
+
+# ------------------------------------------------------------------ 2.1 get_pair_counts
+
+
+def _counts_missing_last(ids):
+    counts = {}
+    for i in range(len(ids) - 2):  # off by one
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _counts_step_two(ids):
+    counts = {}
+    for i in range(0, len(ids) - 1, 2):  # non-overlapping windows
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _counts_crash_short(ids):
+    counts = {(ids[0], ids[1]): 0}  # assumes at least two ids
+    for i in range(len(ids) - 1):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+# ---------------------------------------------------------------------------- 2.2 merge
+
+
+def _merge_overlapping(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 1  # should skip both
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_every_position(ids, pair, new_id):
+    hits = {i for i in range(len(ids) - 1) if (ids[i], ids[i + 1]) == pair}
+    out = []
+    for i in range(len(ids)):
+        if i in hits:  # a match overlapping the previous one is merged too
+            out.append(new_id)
+        elif i - 1 not in hits:
+            out.append(ids[i])
+    return out
+
+
+def _merge_drops_last(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_right_to_left(ids, pair, new_id):
+    return ref.merge(ids[::-1], pair[::-1], new_id)[::-1]
+
+
+def _merge_in_place(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            ids[i : i + 2] = [new_id]
+        i += 1
+    return ids
+
+
+def _merge_first_only(ids, pair, new_id):
+    for i in range(len(ids) - 1):
+        if (ids[i], ids[i + 1]) == pair:
+            return ids[:i] + [new_id] + ids[i + 2 :]
+    return list(ids)
+
+
+# ------------------------------------------------------------------------ 2.3 train_bpe
+
+
+def _trainer(*, n_merges=None, first_id=256, tie="smallest", code_points=False, apply=True):
+    def train(text, vocab_size):
+        if not isinstance(text, str):
+            raise TypeError("text must be a str")
+        if not text or vocab_size <= 256:
+            raise ValueError("bad input")
+        ids = [ord(c) for c in text] if code_points else list(text.encode("utf-8"))
+        base = list(ids)
+        merges = {}
+        steps = (vocab_size - 256) if n_merges is None else n_merges(vocab_size)
+        for k in range(steps):
+            counts = ref.get_pair_counts(ids if apply else base)
+            counts = {p: c for p, c in counts.items() if p not in merges}
+            if not counts:
+                break
+            if tie == "smallest":
+                pair = min(counts, key=lambda p: (-counts[p], p))
+            else:
+                pair = max(counts, key=counts.get)  # first seen on ties
+            merges[pair] = first_id + k
+            ids = ref.merge(ids, pair, first_id + k)
+        return merges
+
+    return train
+
+
+def _trainer_accepts_empty(text, vocab_size):
+    return {} if text == "" else _trainer()(text, vocab_size)
+
+
+# ------------------------------------------------------------------------ 2.4 get_batch
+
+
+def _batch(data, block_size, batch_size, generator=None, *, high=0, shift=1, dtype=None):
+    n = len(data)
+    t = torch.as_tensor(np.asarray(data, dtype=np.int64))
+    ix = torch.randint(n - block_size + high, (batch_size,), generator=generator)
+    x = torch.stack([t[i : i + block_size] for i in ix])
+    y = torch.stack([t[i + shift : i + shift + block_size] for i in ix])
+    if dtype is not None:
+        x, y = x.to(dtype), y.to(dtype)
+    return x, y
+
+
+def _batch_unchecked(data, block_size, batch_size, generator=None):
+    if block_size >= len(data):
+        return torch.zeros(batch_size, block_size, dtype=torch.long), torch.zeros(
+            batch_size, block_size, dtype=torch.long
+        )
+    return bref.get_batch(data, block_size, batch_size, generator)
+
+
+def _batch_global_rng(data, block_size, batch_size, generator=None):
+    return bref.get_batch(data, block_size, batch_size)  # ignores the generator
+
+
+def _batch_same_offset(data, block_size, batch_size, generator=None):
+    x, y = bref.get_batch(data, block_size, 1, generator)
+    return x.repeat(batch_size, 1), y.repeat(batch_size, 1)
+
+
+MISTAKES = {
+    "2.1": [
+        ("misses the last pair", _counts_missing_last, "the last pair"),
+        ("skips overlapping pairs", _counts_step_two, "overlaps included"),
+        (
+            "records presence, not counts",
+            lambda ids: {p: 1 for p in zip(ids, ids[1:], strict=False)},
+            "not only whether it occurs",
+        ),
+        ("crashes on short lists", _counts_crash_short, "fewer than two ids"),
+        (
+            "list keys",
+            lambda ids: {str(p): c for p, c in ref.get_pair_counts(ids).items()},
+            "tuple of two ints",
+        ),
+    ],
+    "2.2": [
+        ("does not skip the merged pair", _merge_overlapping, "skip both ids"),
+        ("overlapping merges", _merge_every_position, "must not overlap"),
+        ("drops the last id", _merge_drops_last, "the last id is missing"),
+        ("right to left", _merge_right_to_left, "scan left to right"),
+        ("modifies its input", _merge_in_place, "leave ids unchanged"),
+        ("merges only the first occurrence", _merge_first_only, "not only the first"),
+        ("returns a tuple", lambda ids, p, n: tuple(ref.merge(ids, p, n)), "should be a list"),
+    ],
+    "2.3": [
+        ("misses the final merge", _trainer(n_merges=lambda v: v - 257), "final merge is missing"),
+        ("one merge too many", _trainer(n_merges=lambda v: v - 255), "one merge too many"),
+        ("ties go to the first pair seen", _trainer(tie="first"), "ties"),
+        ("new ids start at 257", _trainer(first_id=257), "start at 256"),
+        ("code points instead of bytes", _trainer(code_points=True), "UTF-8 bytes"),
+        ("never merges the ids", _trainer(apply=False), "before counting again"),
+        ("accepts empty text", _trainer_accepts_empty, "raise ValueError"),
+    ],
+    "2.4": [
+        ("last window never sampled", lambda *a, **k: _batch(*a, **k, high=-1), "last window"),
+        ("offsets out of range", lambda *a, **k: _batch(*a, **k, high=1), "valid offsets"),
+        ("unshifted targets", lambda *a, **k: _batch(*a, **k, shift=0), "shifted by one"),
+        ("int32 ids", lambda *a, **k: _batch(*a, **k, dtype=torch.int32), "int64"),
+        (
+            "(block_size, batch_size) shape",
+            lambda d, T, B, generator=None: tuple(
+                t.T.contiguous() for t in bref.get_batch(d, T, B, generator)
+            ),
+            "shape (batch_size, block_size)",
+        ),
+        ("no error for a too-short corpus", _batch_unchecked, "block_size >= len(data)"),
+        ("ignores the generator", _batch_global_rng, "generator=generator"),
+        ("one offset per batch", _batch_same_offset, "fresh, independent offset"),
+    ],
+}
