@@ -31,7 +31,7 @@ def test_check_rejects_non_callable():
         grading.check("1.1", impl=42)
 
 
-@pytest.mark.parametrize("value", ["7", "1,7", "1.9", "chapter1", "1;2"])
+@pytest.mark.parametrize("value", ["99", "1,99", "1.9", "chapter1", "1;2"])
 def test_bad_reference_spec_is_a_clear_error(monkeypatch, value):
     monkeypatch.setenv(grading.ENV_VAR, value)
     with pytest.raises(ValueError, match="LMKIT_REFERENCE") as info:
@@ -108,7 +108,8 @@ def test_progress_reports_each_exercise(capsys):
     out = capsys.readouterr().out
     assert set(states) == set(grading.exercise_ids())
     assert all(s == "not started" for s in states.values())
-    assert "0 done, 0 failing, 3 not started (of 3)" in out
+    n = len(grading.exercise_ids())
+    assert f"0 done, 0 failing, {n} not started (of {n})" in out
 
 
 def test_progress_ignores_reference_mode(monkeypatch, capsys):
