@@ -9,13 +9,14 @@ STAMP  := $(VENV)/.installed
 NB     := chapters/*.ipynb
 NBVAL  := $(PY) -m pytest --nbval $(NB) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress train reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
 	@echo "make test      the whole CI suite: lint, unit + loop-proof tests, nbval, strict book build"
 	@echo "make grade     grade your exercises: run the chapter notebooks on your code (nbval)"
 	@echo "make progress  which exercises are done, failing, not started"
+	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
 
 setup: $(STAMP)
@@ -76,6 +77,13 @@ grade: setup data
 
 progress: setup
 	@$(PY) -m lmkit.grading --progress || true
+
+# Train the character-level GPT (chapter 7); PRESET=gpu|cpu|ci, ARGS="max_steps=500 ...".
+# Exercises you have not written yet run their reference solutions (LMKIT_REFERENCE=missing).
+PRESET ?= cpu
+train: setup data
+	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
+		$(PY) -m lmkit.train --preset $(PRESET) $(ARGS)
 
 # Maintainers: re-run every chapter with the reference solutions and store the outputs.
 reference-outputs: setup data
