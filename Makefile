@@ -43,12 +43,15 @@ test: setup book-assets lint unit nbval book-strict
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check lmkit solutions tests chapters
+	$(BIN)/ruff format --check lmkit solutions tests chapters benchmarks
 
 # Corpora live in a project-local cache for tests and CI, seeded from ../shared/data/ when
 # it exists (offline machines); without it lmkit.data downloads and verifies them.
 DATA_CACHE := $(CURDIR)/.lmkit_cache
 unit nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DATA_CACHE)
+# Two pytest workers on two cores: one thread each, or torch's thread pools oversubscribe
+# the cores and training cells run several times slower.
+unit nbval: export OMP_NUM_THREADS := 1
 
 data:
 	@mkdir -p $(DATA_CACHE)
