@@ -3,7 +3,8 @@
     python benchmarks/bench_generate.py                 # CPU, 256 new tokens
     python benchmarks/bench_generate.py --device cuda --new-tokens 512
 
-Greedy decoding from a one-token prompt with the ``gpu`` preset's model shape (6 layers,
+Greedy decoding (from a one-token prompt by default, ``--prompt-tokens`` for longer ones)
+with the ``gpu`` preset's model shape (6 layers,
 384 wide, 256 context; random weights — speed does not depend on them). Without the cache
 every step re-runs the model over the whole prefix; with it, only the new token. Both must
 produce the same tokens (checked). Prints tokens/s and the speed-up.
@@ -30,12 +31,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--prompt-tokens", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = pick_device(args.device)
     config = dataclasses.replace(TRAIN_PRESETS["gpu"].model, dropout=0.0)
-    if args.new_tokens >= config.block_size:
-        config = dataclasses.replace(config, block_size=args.new_tokens + 1)
+    total = args.prompt_tokens + args.new_tokens
+    if total > config.block_size:  # room for prompt + output: no sliding window
+        config = dataclasses.replace(config, block_size=total)
     torch.manual_seed(0)
     model = GPT(config).to(device).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long, device=device)

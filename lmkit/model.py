@@ -170,8 +170,13 @@ class GPT(nn.Module):
             q, k, v = attn.qkv(block.ln1(x)).split(self.config.n_embd, dim=-1)
             q, k, v = (t.view(B, T, attn.n_heads, attn.head_dim).transpose(1, 2) for t in (q, k, v))
             k, v = cache.append(i, k, v)
-            # New query j (absolute position start + j) sees keys 0 … start + j.
-            mask = torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(start)
+            # New query j (absolute position start + j) sees keys 0 … start + j; a single new
+            # token sees every cached key, so it needs no mask at all.
+            mask = (
+                None
+                if T == 1
+                else torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(start)
+            )
             y = attention(q, k, v, mask, fast=attn.fast)
             x = x + attn.proj(y.transpose(1, 2).reshape(B, T, self.config.n_embd))
             x = x + block.ffn(block.ln2(x))
