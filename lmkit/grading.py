@@ -149,6 +149,7 @@ def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
             raise ValueError(f"Exercise {exercise_id} is registered twice")
         ex = Exercise(exercise_id, func.__qualname__, func.__module__, func)
         _REGISTRY[exercise_id] = ex
+        _parse_mode.cache_clear()  # chapter and id lists changed
 
         @functools.wraps(func)
         def dispatch(*args, **kwargs):
@@ -227,6 +228,7 @@ def reference(exercise_id: str) -> Callable:
 # ---------------------------------------------------------------------- reference mode
 
 
+@functools.lru_cache(maxsize=64)  # called on every exercise call: parse each value once
 def _parse_mode(spec: str, source: str) -> frozenset[str] | str:
     """Parse an ``LMKIT_REFERENCE`` value into 'all', 'missing', or a set of exercise ids."""
     spec = spec.strip()
