@@ -59,6 +59,22 @@ class TrainConfig:
     compile: bool = False
     seed: int = 1337
 
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be between 0 and max_steps "
+                f"({self.max_steps})"
+            )
+        if not 0 <= self.min_lr <= self.max_lr:
+            raise ValueError(f"need 0 ≤ min_lr ({self.min_lr}) ≤ max_lr ({self.max_lr})")
+        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
+        if self.patience < 0 or self.checkpoint_interval < 0 or self.grad_clip < 0:
+            raise ValueError("patience, checkpoint_interval and grad_clip must be ≥ 0")
+
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.grad_accum * self.model.block_size

@@ -218,6 +218,9 @@ def test_two_processes_follow_the_one_process_trajectory(tmp_path):
         (["--preset", "ci", "n_layers=3"], "unknown setting 'n_layers'"),
         (["--preset", "ci", "max_steps=many"], "max_steps='many'"),
         (["--preset", "ci", "max_steps"], "key=value"),
+        (["--preset", "ci", "max_steps=10"], "warmup_steps (30) must be between 0 and"),
+        (["--preset", "ci", "min_lr=1"], "min_lr"),
+        (["--preset", "ci", "dtype=fp8"], "dtype"),
     ],
 )
 def test_cli_rejects_bad_input(argv, message, capsys):
