@@ -30,7 +30,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -41,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from lmkit.attention import attention, causal_mask
+from lmkit.env import device_name
 from lmkit.grading import use_reference
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,19 +97,6 @@ def time_ms(fn, device: torch.device, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-        if m:
-            return m.group(1).strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _methods(q, k, v, mask) -> dict:

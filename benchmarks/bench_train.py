@@ -26,7 +26,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ os.environ.setdefault("LMKIT_REFERENCE", "all")
 
 import torch  # noqa: E402
 
-from lmkit.env import pick_device  # noqa: E402
+from lmkit.env import device_name, pick_device  # noqa: E402
 from lmkit.grading import reference  # noqa: E402
 from lmkit.model import GPT  # noqa: E402
 from lmkit.optim import AdamW, param_groups  # noqa: E402
@@ -113,7 +112,7 @@ def main() -> None:
     settings = dict(
         tf32=False, bf16=False, fused_attention=False, compile_=False, fused_adamw=False
     )
-    name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu"
+    name = device_name(device)
     print(
         f"{args.preset} preset: {GPT(config.model).num_parameters() / 1e6:.2f}M parameters, "
         f"batch {config.batch_size} × {config.model.block_size}, device {device} ({name}), "

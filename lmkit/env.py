@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-__all__ = ["environment_report", "pick_device"]
+__all__ = ["device_name", "environment_report", "pick_device"]
 
 _KNOWN = ("cpu", "cuda", "mps")
 
@@ -35,6 +35,21 @@ def pick_device(preferred: str | None = None) -> torch.device:
             f"device {choice!r} is not available on this machine; available: {', '.join(available)}"
         )
     return torch.device(choice)
+
+
+def device_name(device: torch.device | str) -> str:
+    """A readable name for ``device``: the GPU's model, or the CPU's (for benchmark records)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or device.type
 
 
 def environment_report() -> dict[str, str]:

@@ -149,7 +149,7 @@ def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
             raise ValueError(f"Exercise {exercise_id} is registered twice")
         ex = Exercise(exercise_id, func.__qualname__, func.__module__, func)
         _REGISTRY[exercise_id] = ex
-        _parse_mode.cache_clear()  # chapter and id lists changed
+        _MODE_CACHE.clear()  # chapter and id lists changed
 
         @functools.wraps(func)
         def dispatch(*args, **kwargs):
@@ -228,8 +228,19 @@ def reference(exercise_id: str) -> Callable:
 # ---------------------------------------------------------------------- reference mode
 
 
-@functools.lru_cache(maxsize=64)  # called on every exercise call: parse each value once
 def _parse_mode(spec: str, source: str) -> frozenset[str] | str:
+    """Parse a reference-mode value, once per value (this runs on every exercise call)."""
+    key = (spec, source)
+    if key not in _MODE_CACHE:
+        _MODE_CACHE[key] = _parse_mode_uncached(spec, source)
+    return _MODE_CACHE[key]
+
+
+#: Parsed reference-mode values; a plain dict (torch.compile traces it, not lru_cache).
+_MODE_CACHE: dict[tuple[str, str], frozenset[str] | str] = {}
+
+
+def _parse_mode_uncached(spec: str, source: str) -> frozenset[str] | str:
     """Parse an ``LMKIT_REFERENCE`` value into 'all', 'missing', or a set of exercise ids."""
     spec = spec.strip()
     if spec.lower() in {"", "none", "0", "off", "false"}:

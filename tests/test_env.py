@@ -37,3 +37,9 @@ def test_environment_report_has_versions():
     report = environment_report()
     assert report["torch"] == torch.__version__
     assert {"python", "device", "numpy", "matplotlib"} <= set(report)
+
+
+def test_device_name_is_readable():
+    from lmkit.env import device_name
+
+    assert isinstance(device_name("cpu"), str) and device_name("cpu")

@@ -191,4 +191,4 @@ def test_a_method_can_be_an_exercise(monkeypatch, capsys):
         assert capsys.readouterr().out == "✓ Exercise 99.1 Doubler.forward\n"
     finally:
         grading._REGISTRY.pop("99.1", None)
-        grading._parse_mode.cache_clear()
+        grading._MODE_CACHE.clear()
