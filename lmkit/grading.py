@@ -50,6 +50,7 @@ __all__ = [
     "progress",
     "reference",
     "reference_mode",
+    "resolve_references",
     "use_reference",
 ]
 
@@ -82,6 +83,7 @@ class Exercise:
     module: str
     learner: Callable = field(repr=False)
     check_fn: Callable | None = field(default=None, repr=False)
+    _reference: Callable | None = field(default=None, repr=False, compare=False)
 
     @property
     def chapter(self) -> int:
@@ -97,16 +99,30 @@ class Exercise:
         return self.module.replace(".", "/") + ".py"
 
     def reference(self) -> Callable:
-        try:
-            return _resolve(self.solution_module, self.name)
-        except AttributeError:
-            raise LookupError(
-                f"{self.solution_module} has no reference for Exercise {self.id} ({self.name})"
-            ) from None
+        # Resolved once: the dispatch runs on every call, and an import inside it would
+        # also break torch.compile's graph at every exercise.
+        if self._reference is None:
+            try:
+                self._reference = _resolve(self.solution_module, self.name)
+            except AttributeError:
+                raise LookupError(
+                    f"{self.solution_module} has no reference for Exercise {self.id} ({self.name})"
+                ) from None
+        return self._reference
 
     def current(self) -> Callable:
         """The function as ``lmkit`` exposes it now (dispatching to the reference if asked)."""
         return _resolve(self.module, self.name)
+
+
+def resolve_references() -> None:
+    """Import every exercise's reference now, outside any ``torch.compile`` trace: an
+    import inside a compiled forward pass is a graph break (the model builds call this)."""
+    for ex in _REGISTRY.values():
+        try:
+            ex.reference()
+        except LookupError:  # reported by the loop tests, not here
+            pass
 
 
 def _resolve(module: str, qualname: str) -> Callable:
@@ -116,7 +132,7 @@ def _resolve(module: str, qualname: str) -> Callable:
     and its reference is the method of the same name on the class of the same name in
     ``solutions`` (typically a subclass that overrides just that method).
     """
-    obj = importlib.import_module(module)
+    obj = sys.modules.get(module) or importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj

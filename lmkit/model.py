@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lmkit import grading
 from lmkit.attention import attention
 from lmkit.block import Block, LayerNorm
 from lmkit.config import PRESETS, TransformerConfig
@@ -93,6 +94,7 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        grading.resolve_references()  # before any torch.compile trace of this model
         self.config = config
         d = config.n_embd
         self.embed = Embeddings.from_config(config)

@@ -52,6 +52,7 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 50  # batches per loss estimate
     patience: int = 0  # early stopping after this many evaluations without progress; 0 = off
+    target_loss: float = 0.0  # stop at the first evaluation with val ≤ this; 0 = off
     checkpoint_interval: int = 0  # steps between checkpoints; 0 = only at the end
     out_dir: str = "runs/default"
     device: str | None = None  # None: CUDA → MPS → CPU (lmkit.env.pick_device)
@@ -72,8 +73,8 @@ class TrainConfig:
             raise ValueError(f"need 0 ≤ min_lr ({self.min_lr}) ≤ max_lr ({self.max_lr})")
         if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
-        if self.patience < 0 or self.checkpoint_interval < 0 or self.grad_clip < 0:
-            raise ValueError("patience, checkpoint_interval and grad_clip must be ≥ 0")
+        if min(self.patience, self.checkpoint_interval, self.grad_clip, self.target_loss) < 0:
+            raise ValueError("patience, checkpoint_interval, grad_clip, target_loss must be ≥ 0")
 
     @property
     def tokens_per_step(self) -> int:
@@ -268,7 +269,8 @@ class Trainer:
             lr=config.max_lr,
             betas=(config.beta1, config.beta2),
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        # Loss scaling keeps fp16 gradients from underflowing; bf16 has fp32's range.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.batches = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: dict[str, list] = {
@@ -279,9 +281,12 @@ class Trainer:
             "eval_step": [],
             "train_loss": [],
             "val_loss": [],
+            "train_seconds": [],  # training time at each evaluation (evaluations excluded)
         }
         self.stopper = EarlyStopping(config.patience) if config.patience else None
         self.best_val = math.inf
+        self.train_seconds = 0.0  # time spent in train_step, carried over by a resume
+        self.reached_target: int | None = None  # first step with val ≤ target_loss
         self.ckpt_path = Path(config.out_dir) / "ckpt.pt"
         if resume:
             self.load_checkpoint(self.ckpt_path)
@@ -337,8 +342,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the training loop
 
+    def _sync(self) -> None:
+        if self.device.type == "cuda":  # kernels run asynchronously: wait before timing
+            torch.cuda.synchronize(self.device)
+
     def train_step(self) -> float:
         """One optimiser step (``grad_accum`` micro-batches); returns the mean loss."""
+        self._sync()
+        start = time.perf_counter()
+        try:
+            return self._train_step()
+        finally:
+            self._sync()
+            self.train_seconds += time.perf_counter() - start
+
+    def _train_step(self) -> float:
         c = self.config
         lr = cosine_lr(
             self.step,
@@ -414,10 +432,16 @@ class Trainer:
         self.history["eval_step"].append(self.step)
         self.history["train_loss"].append(train_loss)
         self.history["val_loss"].append(val_loss)
+        self.history["train_seconds"].append(self.train_seconds)
         if val_loss < self.best_val:
             self.best_val = val_loss
             if self.rank == 0 and self.config.patience:
                 self.save_checkpoint(Path(self.config.out_dir) / "best.pt")
+        target = self.config.target_loss
+        if target and val_loss <= target:
+            if self.reached_target is None:
+                self.reached_target = self.step
+            return True
         return bool(self.stopper and self.stopper.step(val_loss))
 
     # ------------------------------------------------------------------ checkpoints
@@ -431,6 +455,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "history": self.history,
             "best_val": self.best_val,
+            "train_seconds": self.train_seconds,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "batches": self.batches.get_state(),
@@ -471,7 +496,9 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.history = state["history"]
+        self.history.setdefault("train_seconds", [])
         self.best_val = state["best_val"]
+        self.train_seconds = state.get("train_seconds", 0.0)
         torch.set_rng_state(state["rng"]["torch"])
         self.batches.set_state(state["rng"]["batches"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
@@ -553,8 +580,18 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"step {trainer.step}: train {history['train_loss'][-1]:.4f}, "
             f"val {history['val_loss'][-1]:.4f} (best {trainer.best_val:.4f}); "
-            f"{trainer.elapsed:.1f} s, {tokens / max(trainer.elapsed, 1e-9):,.0f} tokens/s"
+            f"{trainer.elapsed:.1f} s in all, {trainer.train_seconds:.1f} s training "
+            f"({tokens / max(trainer.train_seconds, 1e-9):,.0f} tokens/s)"
         )
+        if config.target_loss:
+            if trainer.reached_target is None:
+                print(f"target val ≤ {config.target_loss} not reached")
+            else:
+                print(
+                    f"target val ≤ {config.target_loss} reached at step "
+                    f"{trainer.reached_target} after {history['train_seconds'][-1]:.1f} s "
+                    "of training (evaluations excluded, compilation included)"
+                )
         out = Path(config.out_dir)
         trainer.plot().savefig(out / "curves.png", dpi=110)
         print(f"checkpoint {out / 'ckpt.pt'}, curves {out / 'curves.png'}")

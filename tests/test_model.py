@@ -123,3 +123,17 @@ def test_generate_crops_a_long_prompt_and_rejects_bad_input():
         generate(model, long_prompt, -1)
     with pytest.raises(ValueError, match=r"\(B, T\)"):
         generate(model, torch.zeros(3, dtype=torch.long), 1)
+
+
+@pytest.mark.parametrize("mode", ["all", "missing"])
+def test_compiles_to_one_graph(mode):
+    """torch.compile must see the whole forward pass: a graph break (an import, say, in the
+    exercise dispatch) would make the block loop run eagerly and cost the GPU its speed-up."""
+    grading.use_reference(mode)
+    torch._dynamo.reset()
+    model = GPT(TINY.with_(fast_attention=True))
+    idx = torch.randint(50, (2, 16))
+    explained = torch._dynamo.explain(model)(idx, idx)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [
+        r.reason for r in explained.break_reasons
+    ]

@@ -4,6 +4,7 @@ and the command line's errors. Small synthetic data; the reference exercises."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -251,3 +252,40 @@ def test_bf16_training_on_cuda(tmp_path):
     trainer.fit()
     assert trainer.dtype in (torch.bfloat16, torch.float16)
     assert trainer.history["val_loss"][-1] < trainer.history["val_loss"][0]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_code_path_on_cpu(tmp_path, monkeypatch, dtype):
+    """CI has no GPU, but CPU autocast runs the same code: autocast in training and
+    evaluation, and for fp16 the GradScaler (scale, unscale before clipping, skipped steps,
+    its state in the checkpoint and back on resume)."""
+    monkeypatch.setattr(Trainer, "_resolve_dtype", lambda self, name: dtype)
+    train, val = _data()
+    cfg = _config(tmp_path, max_steps=8, eval_interval=4)
+    trainer = Trainer(cfg, train, val, progress=False)
+    assert trainer.scaler.is_enabled() == (dtype == torch.float16)
+    trainer.fit()
+    assert all(math.isfinite(x) for x in trainer.history["loss"])
+    assert trainer.history["val_loss"][-1] < trainer.history["val_loss"][0]
+    # The gradient norm is measured after unscaling: it must not carry the 2^16 scale.
+    assert max(trainer.history["grad_norm"]) < 100
+    resumed = Trainer(dataclasses.replace(cfg, max_steps=10), train, val, resume=True)
+    assert resumed.scaler.state_dict() == trainer.scaler.state_dict()
+    resumed.progress = False
+    resumed.fit()
+    assert resumed.step == 10
+
+
+def test_target_loss_stops_the_run_and_times_it(tmp_path):
+    train, val = _data()
+    probe = Trainer(_config(tmp_path / "probe", eval_interval=2), train, val, progress=False)
+    probe.fit()
+    target = probe.history["val_loss"][2]  # what the run reaches at step 6
+    cfg = _config(tmp_path, eval_interval=2, target_loss=target)
+    trainer = Trainer(cfg, train, val, progress=False)
+    trainer.fit()
+    assert trainer.reached_target == trainer.step == 6
+    seconds = trainer.history["train_seconds"]
+    assert len(seconds) == 3 and 0 < seconds[0] < seconds[1] < seconds[2]
+    state = torch.load(Path(cfg.out_dir) / "ckpt.pt", weights_only=True)
+    assert state["train_seconds"] == trainer.train_seconds
