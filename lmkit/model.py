@@ -139,15 +139,21 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.embed.pos.weight.numel() if non_embedding else n
 
+    def encode(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final vectors ``(B, T, C)`` (after ``ln_f``): what the head reads, and what a
+        classifier built on the GPT reads (chapter 10). Causal: position ``t`` has seen
+        tokens ``0 … t`` only, so padding *after* a sequence never changes its vectors."""
+        x = self.drop(self.embed(idx))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)
+
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``idx`` (B, T) → ``(logits (B, T, V), loss or None)``; ``loss`` is
         :func:`~lmkit.loss.lm_loss` when ``targets`` (B, T) is given."""
-        x = self.drop(self.embed(idx))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.head(self.ln_f(x))
+        logits = self.head(self.encode(idx))
         loss = None if targets is None else lm_loss(logits, targets)
         return logits, loss
 

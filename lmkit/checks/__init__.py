@@ -56,3 +56,18 @@ def fail(case: str, got: Any, want: Any, hint: str | None) -> None:
     if hint:
         msg += f"\nHint: {hint}"
     raise AssertionError(msg)
+
+
+def expect_value_error(case: str, fn: Callable[[], Any], hint: str) -> None:
+    """Fail unless ``fn()`` raises ValueError (a stub's NotImplementedError passes through)."""
+    try:
+        fn()
+    except NotImplementedError:
+        raise
+    except ValueError:
+        return
+    except Exception as err:  # noqa: BLE001 - any other error is the wrong kind
+        raise AssertionError(
+            f"{case} raised {type(err).__name__} ({err}); raise a ValueError instead.\nHint: {hint}"
+        ) from None
+    raise AssertionError(f"{case} returned a result; it should raise a ValueError.\nHint: {hint}")
