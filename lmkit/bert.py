@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, fields
 
 import torch
-import torch.nn.functional as F  # noqa: F401  (for your mlm_loss)
+import torch.nn.functional as F  # the MLM head, and your mlm_loss
 from torch import nn
 
 from lmkit import grading
