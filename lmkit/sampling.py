@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from lmkit.grading import exercise
 
-__all__ = ["generate", "sample_next_token"]
+__all__ = ["generate", "load_shakespeare_gpt", "sample_next_token", "shakespeare_gpt_info"]
+
+ASSETS = Path(__file__).parent / "assets"
 
 
 @exercise("8.1")
@@ -83,3 +88,32 @@ def generate(
         pending = token[:, None]
     model.train(was_training)
     return idx
+
+
+def shakespeare_gpt_info(folder: str | Path = ASSETS) -> dict:
+    """What ``scripts/make_shakespeare_asset.py`` recorded about the stored Shakespeare model:
+    ``model`` and ``train`` (the configurations), ``chars`` (the vocabulary), ``history``
+    (the evaluations during training) and ``val_loss`` (the final validation loss, float32
+    weights) beside ``val_loss_float16`` (the stored weights), both measured on the
+    ``evaluation`` batches of :func:`lmkit.train.estimate_loss`."""
+    return json.loads((Path(folder) / "shakespeare_char_cpu.json").read_text())
+
+
+def load_shakespeare_gpt(folder: str | Path = ASSETS):
+    """Chapter 7's ``cpu`` preset, trained once for 2,000 steps on tiny-shakespeare.
+
+    Made by ``scripts/make_shakespeare_asset.py`` and shipped with the course (weights in
+    float16, 1.6 MB): no training needed to sample from it. Returns ``(model, tokenizer)``:
+    an ``lmkit.model.GPT`` in float32 and ``eval()`` mode on the CPU, and the
+    ``CharTokenizer`` of its 65 characters.
+    """
+    from lmkit.model import GPT, GPTConfig
+    from lmkit.tokenizers import CharTokenizer
+
+    info = shakespeare_gpt_info(folder)
+    state = torch.load(
+        Path(folder) / "shakespeare_char_cpu.pt", map_location="cpu", weights_only=True
+    )
+    model = GPT(GPTConfig(**info["model"]))
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.eval(), CharTokenizer(list(info["chars"]))

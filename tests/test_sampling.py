@@ -39,3 +39,32 @@ def test_top_k_ties_and_greedy():
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         sample_next_token(torch.zeros(1, 3), **kw)
+
+
+def test_stored_shakespeare_model_loads_and_has_its_recorded_loss():
+    from lmkit import grading
+    from lmkit.data import CorpusUnavailable
+    from lmkit.sampling import load_shakespeare_gpt, shakespeare_gpt_info
+    from lmkit.train import estimate_loss, prepare_data, preset
+
+    grading.use_reference("all")  # the GPT runs on the reference blocks (reset by conftest)
+    model, tokenizer = load_shakespeare_gpt()
+    info = shakespeare_gpt_info()
+    cpu = preset("cpu")
+    assert model.config == cpu.model and not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.head.weight is model.embed.tok.weight, "the tied head survives the round trip"
+    assert tokenizer.vocab_size == 65 and tokenizer.decode(tokenizer.encode("ROMEO:")) == "ROMEO:"
+    assert info["steps"] == cpu.max_steps and info["val_loss"] < 1.9
+    assert abs(info["val_loss_float16"] - info["val_loss"]) < 2e-3, "float16 costs nothing"
+    logits, _ = model(torch.tensor([tokenizer.encode("ROMEO:\n")]))
+    assert logits.shape == (1, 7, 65)
+    try:
+        stored_tokenizer, _, val_ids = prepare_data("tinyshakespeare")
+    except CorpusUnavailable as err:
+        pytest.skip(f"tiny-shakespeare is not available offline: {err}")
+    assert stored_tokenizer.chars == tokenizer.chars == list(info["chars"])
+    # The same validation batches (20 × 12 × 64 characters) the stored loss was measured on.
+    loss = estimate_loss(model, val_ids, **info["evaluation"], device="cpu")
+    assert abs(loss - info["val_loss_float16"]) < 0.01, (loss, info["val_loss_float16"])
+    assert loss < 1.9, "a trained model: chance is ln 65 ≈ 4.17"
