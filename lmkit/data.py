@@ -31,6 +31,7 @@ __all__ = [
     "normalise_review",
     "load_text",
     "read_bin",
+    "review_splits",
     "sha256_of",
     "to_uint16",
     "train_val_split",
@@ -259,3 +260,33 @@ def normalise_review(text: str) -> str:
 
     text = re.sub(r'([.,!?;:"()])', r" \1 ", text.lower())
     return " ".join(text.split())
+
+
+def review_splits(
+    n_test: int = 2000, n_train: int = 1000, n_val: int = 1000, seed: int = 0
+) -> dict[str, list[tuple[str, int]]]:
+    """Chapter 10's three disjoint sets of Rotten Tomatoes sentences.
+
+    The 8,530 sentences are shuffled once with ``random.Random(seed)`` (the file lists the
+    positive ones first); the first ``n_test`` are the test set, the next ``n_train`` the
+    training set and the next ``n_val`` the validation set, on which learning rates, numbers
+    of steps and regularisation are chosen. The test set is looked at once, at the end.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` of ``(text, label)`` pairs.
+    """
+    import random
+
+    reviews = load_movie_reviews("rotten_tomatoes")
+    sizes = (n_test, n_train, n_val)
+    if min(sizes) < 1 or sum(sizes) > len(reviews):
+        raise ValueError(
+            f"the sizes {sizes} must be ≥ 1 and add up to at most {len(reviews):,} sentences"
+        )
+    random.Random(seed).shuffle(reviews)
+    test_end, train_end = n_test, n_test + n_train
+    return {
+        "train": reviews[test_end:train_end],
+        "val": reviews[train_end : train_end + n_val],
+        "test": reviews[:test_end],
+    }

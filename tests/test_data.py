@@ -163,3 +163,21 @@ def test_uint16_and_memmap_round_trip(tmp_path):
             to_uint16(bad)
     with pytest.raises(ValueError, match="1-D"):
         to_uint16([[1, 2]])
+
+
+def test_review_splits_are_disjoint_balanced_and_keep_the_test_set_first():
+    splits = data.review_splits()
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1000, "val": 1000, "test": 2000}
+    texts = {k: {t for t, _ in v} for k, v in splits.items()}
+    assert not texts["train"] & texts["val"] and not texts["train"] & texts["test"]
+    assert not texts["val"] & texts["test"]
+    for rows in splits.values():
+        assert 0.45 < sum(y for _, y in rows) / len(rows) < 0.55, "the shuffle mixes the labels"
+    assert data.review_splits() == splits, "the same seed gives the same splits"
+    other = data.review_splits(n_test=100, n_train=50, n_val=20, seed=1)
+    assert [len(other[k]) for k in ("test", "train", "val")] == [100, 50, 20]
+    assert other["test"] != splits["test"][:100]
+    with pytest.raises(ValueError, match="add up to at most"):
+        data.review_splits(n_test=8000, n_train=1000)
+    with pytest.raises(ValueError, match="≥ 1"):
+        data.review_splits(n_val=0)

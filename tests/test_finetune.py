@@ -10,11 +10,19 @@ from lmkit import grading
 from lmkit.bert import BERT, BertConfig
 from lmkit.data import load_movie_reviews, normalise_review
 from lmkit.finetune import (
+    BagOfWords,
     LoRALinear,
     SequenceClassifier,
     add_lora,
     count_trainable,
+    encode_sentences,
+    fine_tune,
+    fit_logistic_regression,
     load_reviews_gpt,
+    predict,
+    sentence_lm_loss,
+    standard_error,
+    train_lm,
 )
 from lmkit.model import GPT, GPTConfig
 
@@ -106,3 +114,95 @@ def test_movie_reviews_are_balanced_and_normalised():
         assert normalise_review(text) == normalise_review(normalise_review(text))
     with pytest.raises(ValueError, match="unknown source"):
         load_movie_reviews("yelp")
+
+
+def test_bag_of_words_vocabulary_comes_from_the_training_texts_only():
+    bow = BagOfWords(["A good film .", "a bad film, really"], min_count=1)
+    assert list(bow.vocab) == sorted({"a", "good", "film", ".", "bad", ",", "really"})
+    x = bow(["Good, good film!", "unseen words only"])
+    assert x.shape == (2, len(bow)) and x.dtype == torch.float32
+    assert x[0].sum() == 3 and x[0, bow.vocab["good"]] == 1, "binary: 'good' twice counts once"
+    assert x[1].sum() == 0, "words outside the training vocabulary are ignored"
+    assert list(BagOfWords(["a good film", "a bad film"], min_count=2).vocab) == ["a", "film"]
+
+
+def test_logistic_regression_reaches_the_penalised_optimum():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] - 2 * x[:, 1] + 0.3 * torch.randn(200, generator=g) > 0).long()
+    layer = fit_logistic_regression(x, y, weight_decay=0.01)
+    w, b = layer.weight.clone().requires_grad_(), layer.bias.clone().requires_grad_()
+    loss = torch.nn.functional.cross_entropy(x @ w.T + b, y) + 0.005 * w.square().sum()
+    loss.backward()
+    assert w.grad.abs().max() < 1e-4 and b.grad.abs().max() < 1e-4, "a stationary point"
+    assert ((layer(x).argmax(-1) == y).float().mean() > 0.9).item()
+    strong = fit_logistic_regression(x, y, weight_decay=10.0)
+    assert strong.weight.norm() < 0.2 * layer.weight.norm(), "weight decay shrinks the weights"
+
+
+def test_standard_error():
+    assert standard_error(0.5, 2000) == pytest.approx(0.01118, abs=1e-5)
+    assert standard_error(1.0, 10) == 0.0
+    with pytest.raises(ValueError):
+        standard_error(1.2, 10)
+
+
+def _tiny_sentences(n, seed=0):
+    """Token sentences whose label is whether token 5 occurs: learnable in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(6, 40, (n, 12), generator=g)
+    y = torch.randint(2, (n,), generator=g)
+    idx[y == 1, 3] = 5
+    lengths = torch.randint(6, 13, (n,), generator=g)
+    mask = torch.arange(12) < lengths[:, None]
+    return idx.masked_fill(~mask, 0), mask, y
+
+
+def test_encode_sentences_pads_at_the_end():
+    _, tokenizer = load_reviews_gpt()
+    idx, mask, y = encode_sentences(tokenizer, [("A fine film.", 1), ("x " * 100, 0)], 16)
+    assert idx.shape == mask.shape == (2, 16) and y.tolist() == [1, 0]
+    n = int(mask[0].sum())
+    assert idx[0, :n].tolist() == tokenizer.encode("a fine film .")
+    assert (idx[0, n:] == tokenizer.special_tokens["<|pad|>"]).all() and mask[1].all()
+
+
+def test_predict_and_lm_loss_ignore_the_trimmed_padding():
+    torch.manual_seed(0)
+    model = GPT(TINY_GPT).eval()
+    idx, mask, _ = _tiny_sentences(9)
+    clf = SequenceClassifier(model, 2).eval()
+    with torch.no_grad():
+        want = clf(idx, mask)
+    assert torch.allclose(predict(clf, idx, mask, batch_size=4), want, atol=1e-5)
+    logits = model(idx[:, :-1])[0]
+    targets = idx[:, 1:].masked_fill(~mask[:, 1:], -100)
+    direct = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    assert sentence_lm_loss(model, idx, mask, batch_size=4) == pytest.approx(direct.item(), 1e-5)
+
+
+def test_fine_tune_learns_stops_early_and_keeps_the_best_weights():
+    torch.manual_seed(0)
+    clf = SequenceClassifier(GPT(TINY_GPT), 2)
+    train, val = _tiny_sentences(64, seed=1), _tiny_sentences(64, seed=2)
+    run = fine_tune(clf, train, val, lr=3e-3, max_steps=200, eval_every=10, patience=3)
+    assert run["val_accuracy"] > 0.75, run  # chance is 0.5
+    assert run["best_step"] == min(run["history"], key=lambda h: h[1])[0]
+    steps = [h[0] for h in run["history"]]
+    assert steps == list(range(10, run["steps_run"] + 1, 10))
+    if run["steps_run"] < 200:  # stopped: the last 3 evaluations did not improve
+        assert run["steps_run"] == run["best_step"] + 30
+    logits = predict(clf, *val[:2])
+    loss = torch.nn.functional.cross_entropy(logits, val[2]).item()
+    assert loss == pytest.approx(run["val_loss"], abs=1e-5), "the best weights are back"
+
+
+def test_train_lm_is_offered_a_budget_and_keeps_its_best_evaluation():
+    torch.manual_seed(0)
+    model = GPT(TINY_GPT)
+    ids = torch.arange(6, 26).repeat(30)  # a cycle: easy to learn
+    val = (ids[:96].view(6, 16), torch.ones(6, 16, dtype=torch.bool))
+    run = train_lm(model, ids, val, lr=3e-3, max_steps=60, eval_every=20, patience=2)
+    assert [h[0] for h in run["history"]] == [0, 20, 40, 60]
+    assert run["val_loss"] < run["history"][0][1] - 1.0
+    assert sentence_lm_loss(model, *val) == pytest.approx(run["val_loss"], abs=1e-5)
