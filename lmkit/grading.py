@@ -27,6 +27,7 @@ function is still a stub), ``none``/empty, or a comma-separated list of chapter 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import inspect
@@ -34,7 +35,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 
@@ -54,9 +55,8 @@ __all__ = [
     "use_reference",
 ]
 
-#: The package whose modules ``chNN`` hold the checks (``@checks("N.M")``). Each check
-#: module imports the ``lmkit`` module it checks, so loading every check module also
-#: registers every exercise: a new chapter needs no edit here.
+#: The package whose modules ``chNN`` hold the checks (``@checks("N.M")``), loaded after
+#: every ``lmkit`` module has registered its exercises (see :func:`_load`).
 CHECKS_PACKAGE = "lmkit.checks"
 
 _ID_RE = re.compile(r"^(\d+)\.(\d+)$")
@@ -189,10 +189,13 @@ def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
 
 
 def checks(exercise_id: str) -> Callable[[Callable], Callable]:
-    """Register ``func(impl)`` as the check of Exercise ``exercise_id``."""
+    """Register ``func(impl)`` as the check of Exercise ``exercise_id``.
+
+    The exercise must be registered first: :func:`_load` imports every ``lmkit`` module
+    (which registers the exercises) before any check module.
+    """
 
     def decorate(func: Callable) -> Callable:
-        _load()
         if exercise_id not in _REGISTRY:
             raise ValueError(f"check for unknown Exercise {exercise_id}")
         _REGISTRY[exercise_id].check_fn = func
@@ -201,18 +204,28 @@ def checks(exercise_id: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+#: The package whose modules define the exercises (``@exercise``): every module of it is
+#: imported before the checks, so a new chapter's module needs no edit here.
+EXERCISES_PACKAGE = "lmkit"
+
 _loaded = False
 
 
 def _load() -> None:
+    """Fill the registry explicitly: every ``lmkit`` module (the exercises), then every
+    ``lmkit.checks.chNN`` (their checks). Nothing relies on which module imports which."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     import pkgutil
 
-    package = importlib.import_module(CHECKS_PACKAGE)
+    package = importlib.import_module(EXERCISES_PACKAGE)
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{EXERCISES_PACKAGE}.{info.name}")
+    checks_package = importlib.import_module(CHECKS_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(checks_package.__path__), key=lambda m: m.name):
         if re.fullmatch(r"ch\d\d", info.name):
             importlib.import_module(f"{CHECKS_PACKAGE}.{info.name}")
 
@@ -363,17 +376,26 @@ def check(exercise_id: str, impl: Callable | None = None) -> None:
 # --------------------------------------------------------------------------- progress
 
 
+@contextlib.contextmanager
+def _reference_override(spec: str | None) -> Iterator[None]:
+    """Set the reference mode (as :func:`use_reference` does) for a ``with`` block only."""
+    global _override
+    saved = _override
+    _override = spec
+    try:
+        yield
+    finally:
+        _override = saved
+
+
 def status(exercise_id: str) -> tuple[str, str]:
     """``('done'|'failing'|'not started', detail)`` for the learner's own code.
 
     Reference mode is ignored: progress is about what *you* wrote.
     """
     ex = get_exercise(exercise_id)
-    global _override
-    saved = _override
-    _override = "none"
     try:
-        with redirect_stdout(io.StringIO()):
+        with _reference_override("none"), redirect_stdout(io.StringIO()):
             check(ex.id, ex.learner)
         return "done", ""
     except ExerciseNotImplemented:
@@ -382,8 +404,6 @@ def status(exercise_id: str) -> tuple[str, str]:
         return "failing", str(err).strip().splitlines()[0] if str(err).strip() else "wrong answer"
     except Exception as err:  # a crash in the learner's code is a failing exercise too
         return "failing", f"{type(err).__name__}: {err}".splitlines()[0]
-    finally:
-        _override = saved
 
 
 def progress(file=None) -> dict[str, str]:
@@ -408,6 +428,28 @@ def progress(file=None) -> dict[str, str]:
     return states
 
 
+#: The options of strict nbval, in one place: ``make nbval`` and ``make reference-outputs``
+#: read them from ``python -m lmkit.grading --nbval-args``, and :func:`grade` uses them.
+NBVAL_ARGS = (
+    "--nbval",
+    "--nbval-sanitize-with",
+    "tests/nbval_sanitize.cfg",
+    "-p",
+    "no:cacheprovider",
+)
+
+
+def nbval_args(root: object = None) -> list[str]:
+    """:data:`NBVAL_ARGS`, with the sanitize file made absolute when ``root`` is given."""
+    from pathlib import Path
+
+    args = list(NBVAL_ARGS)
+    if root is not None:
+        i = args.index("--nbval-sanitize-with") + 1
+        args[i] = str(Path(str(root)) / args[i])
+    return args
+
+
 def grade(notebooks: Iterable[str] | None = None, file=None) -> int:
     """Grade the learner's code: strict nbval on the chapter notebooks, then a summary.
 
@@ -423,25 +465,10 @@ def grade(notebooks: Iterable[str] | None = None, file=None) -> int:
     out = file or sys.stdout
     root = Path(__file__).resolve().parents[1]
     paths = sorted(notebooks or (str(p) for p in (root / "chapters").glob("*.ipynb")))
-    sanitize = root / "tests" / "nbval_sanitize.cfg"
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "nbval.xml"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--nbval",
-            *paths,
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--tb=line",
-            f"--junitxml={report}",
-            "--rootdir",
-            str(root),
-        ]
-        if sanitize.exists():
-            cmd += ["--nbval-sanitize-with", str(sanitize)]
+        cmd = [sys.executable, "-m", "pytest", *paths, *nbval_args(root)]
+        cmd += ["-q", "--tb=line", f"--junitxml={report}", "--rootdir", str(root)]
         env = {**os.environ, ENV_VAR: "none"}
         subprocess.run(cmd, cwd=root, env=env, check=False)
         cases = ET.parse(report).getroot().iter("testcase") if report.exists() else []
@@ -471,7 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m lmkit.grading", description="The course's exercises and their checks."
     )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--list", action="store_true", help="print every exercise id")
+    group.add_argument(
+        "--list", action="store_true", help="every exercise: its id, name and lmkit file"
+    )
+    group.add_argument(
+        "--nbval-args", action="store_true", help="the pytest options of strict nbval"
+    )
     group.add_argument("--progress", action="store_true", help="what is done, failing, not started")
     group.add_argument("--check", metavar="ID", nargs="+", help="run these exercises' checks")
     group.add_argument(
@@ -479,8 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.list:
-        for i in exercise_ids():
-            print(i)
+        rows = [get_exercise(i) for i in exercise_ids()]
+        width = max(len(ex.name) for ex in rows)
+        print("\n".join(f"{ex.id:<5} {ex.name:<{width}} {ex.source_file}" for ex in rows))
+        return 0
+    if args.nbval_args:
+        print(" ".join(NBVAL_ARGS))
         return 0
     if args.grade is not None:
         return grade(args.grade or None)

@@ -9,6 +9,7 @@ notebook runs its check.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -87,6 +88,8 @@ def test_every_exercise_has_mistakes_on_record(exercise_id):
     )
 
 
+#: Set by tests/hint_coverage.py: append each mistake's message to this file (JSON lines).
+HINT_LOG = os.environ.get("LMKIT_HINT_LOG")
 CASES = [(i, desc, impl, hint) for i, ms in MISTAKES.items() for desc, impl, hint in ms]
 
 
@@ -100,6 +103,9 @@ def test_check_catches_mistake_with_hint(exercise_id, desc, impl, hint, capsys):
         f"{desc}: expected a hint containing {hint!r}, got:\n{info.value}"
     )
     assert "✓" not in capsys.readouterr().out
+    if HINT_LOG:  # tests/hint_coverage.py: which hints the recorded mistakes reach
+        with open(HINT_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps(str(info.value)) + "\n")
 
 
 def _notebook_sources() -> dict[str, str]:

@@ -4,123 +4,19 @@ The judges are independent of the reference solutions: the formula evaluated ent
 entry with ``math``, RoPE as a multiplication by ``e^{iθ}`` in complex numbers, and an
 embedding lookup as a one-hot matrix product. A wrong answer is compared with the
 mistakes learners really make, to name the likely one.
-
-The tensor helpers here (:func:`call`, :func:`expect_tensor`, :func:`compare`) are shared
-with chapter 4's checks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from lmkit.checks import call, compare, expect_raises, expect_tensor
 from lmkit.grading import checks
 from lmkit.positions import Embeddings
-
-# --------------------------------------------------------------------- shared helpers
-
-
-def call(case: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args)``; a crash becomes an AssertionError that names the case.
-
-    ``NotImplementedError`` passes through: ``check`` turns it into "not implemented yet"
-    (of this exercise or of one it uses).
-    """
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        raise AssertionError(f"{case}: your code raised {type(err).__name__}: {err}") from err
-
-
-def expect_tensor(
-    got: Any, shape: tuple[int, ...], what: str, dtype: torch.dtype | None = None
-) -> None:
-    """Fail unless ``got`` is a tensor of this shape (and dtype)."""
-    if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"{what} should be a torch.Tensor, got {type(got).__name__}")
-    if tuple(got.shape) != tuple(shape):
-        raise AssertionError(f"{what} should have shape {tuple(shape)}, got {tuple(got.shape)}")
-    if dtype is not None and got.dtype != dtype:
-        raise AssertionError(f"{what} should have dtype {dtype}, got {got.dtype}")
-
-
-def close(
-    got: torch.Tensor, want: torch.Tensor, atol: float = 1e-5, equal_nan: bool = False
-) -> bool:
-    """Same shape and equal within ``atol`` (plus a relative 1e-4); NaN matches only NaN
-    with ``equal_nan``."""
-    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        return False
-    g, w = got.detach().double(), want.detach().double()
-    return bool(torch.allclose(g, w, atol=atol, rtol=1e-4, equal_nan=equal_nan))
-
-
-def compare(
-    case: str,
-    got: torch.Tensor,
-    want: torch.Tensor,
-    suspects: Iterable[tuple[Callable[[], torch.Tensor] | torch.Tensor, str]] = (),
-    default_hint: str | None = None,
-    atol: float = 1e-5,
-) -> None:
-    """Fail unless ``got ≈ want``; the hint is that of the first suspect ``got`` matches.
-
-    A suspect is a tensor (or a function computing one) that a typical mistake produces.
-    """
-    if close(got, want, atol):
-        return
-    hint = None
-    for suspect, text in suspects:
-        try:
-            value = suspect() if callable(suspect) else suspect
-        except Exception:  # a suspect that cannot be formed here is not the culprit
-            continue
-        if close(got, value, atol):
-            hint = text
-            break
-    g, w = got.detach().double(), want.detach().double()
-    bad = ~torch.isclose(g, w, atol=atol, rtol=1e-4)
-    where = tuple(int(i) for i in bad.nonzero()[0]) if bad.any() else ()
-    detail = (
-        f"first wrong entry at index {where}: got {g[where].item():.6g}, expected "
-        f"{w[where].item():.6g}"
-        if where
-        else "the values differ"
-    )
-    if torch.isnan(g).any():
-        detail += f"; your result has {int(torch.isnan(g).sum())} NaN entries"
-    msg = f"{case}: wrong values — {detail}."
-    hint = hint or default_hint
-    if hint:
-        msg += f"\nHint: {hint}"
-    raise AssertionError(msg)
-
-
-def expect_error(
-    case: str,
-    fn: Callable,
-    errors: type[BaseException] | tuple[type[BaseException], ...],
-    what: str,
-) -> None:
-    """Fail unless ``fn()`` raises one of ``errors`` (a clear error, not a wrong answer)."""
-    try:
-        fn()
-    except NotImplementedError:
-        raise
-    except errors:
-        return
-    except Exception as err:
-        raise AssertionError(
-            f"{case} raised {type(err).__name__} ({err}); it should raise {what}"
-        ) from err
-    raise AssertionError(f"{case} returned a result; it should raise {what}")
-
 
 # --------------------------------------------------------------- 3.1 sinusoidal_positions
 
@@ -366,11 +262,11 @@ def check_apply_rope(impl: Callable) -> None:
             ],
             ROPE_HINT,
         )
-    expect_error(
+    expect_raises(
         "apply_rope(x of shape (3, 5), positions 0..2) — D = 5 is odd",
         lambda: impl(torch.randn(3, 5, generator=g), torch.arange(3)),
         ValueError,
-        "ValueError: RoPE rotates pairs of dimensions, so D must be even",
+        "RoPE rotates pairs of dimensions, so D must be even: check x.shape[-1] % 2 first",
     )
 
 
@@ -431,24 +327,11 @@ def check_embeddings_forward(impl: Callable) -> None:
             ],
             "output[b, t] = self.tok.weight[idx[b, t]] + self.pos.weight[t]",
         )
-    too_long = torch.zeros(1, 17, dtype=torch.long)
-    case = "Embeddings(block_size=16) on idx of shape (1, 17)"
-    try:
-        impl(module, too_long)
-    except NotImplementedError:
-        raise
-    except ValueError as err:
-        if "16" not in str(err) or "17" not in str(err):
-            raise AssertionError(
-                f"{case} raised ValueError({str(err)!r}); name both T (17) and "
-                "block_size (16) in the message"
-            ) from None
-    except Exception as err:
-        raise AssertionError(
-            f"{case} raised {type(err).__name__} ({err}); raise a ValueError that names T "
-            "(17) and block_size (16): there is no learned vector for position 16"
-        ) from None
-    else:
-        raise AssertionError(
-            f"{case} returned a result; raise a ValueError naming T (17) and block_size (16)"
-        )
+    expect_raises(
+        "Embeddings(block_size=16) on idx of shape (1, 17)",
+        lambda: impl(module, torch.zeros(1, 17, dtype=torch.long)),
+        ValueError,
+        "there is no learned vector for position 16 or later: raise a ValueError that names "
+        "T (17) and block_size (16)",
+        mentions=(17, 16),
+    )

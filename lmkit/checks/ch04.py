@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lmkit.attention import MultiHeadAttention
-from lmkit.checks.ch03 import call, close, compare, expect_error, expect_tensor
+from lmkit.checks import call, close, compare, expect_raises, expect_tensor
 from lmkit.grading import checks
 
 # ------------------------------------------------------------------------ 4.1 causal_mask
@@ -290,24 +290,24 @@ def check_scaled_dot_product_attention(impl: Callable) -> None:
         _check_sdpa_case(impl, case, q, k, v, mask)
 
     q, k, v = r(2, 4, 8), r(2, 4, 8), r(2, 4, 8)
-    expect_error(
+    expect_raises(
         "a float 0/1 mask",
         lambda: impl(q, k, v, causal[:4, :4].float()),
         (TypeError, ValueError),
-        "TypeError: the mask must be torch.bool (True = may attend); a float mask could "
-        "be 0/1 or additive 0/-inf, so refuse to guess",
+        "the mask must be torch.bool (True = may attend): raise a TypeError for a float "
+        "mask, which could be 0/1 or additive 0/-inf, so refuse to guess",
     )
-    expect_error(
+    expect_raises(
         "q (2, 4, 8) with k (2, 4, 6): different head dims",
         lambda: impl(q, r(2, 4, 6), r(2, 4, 6)),
         ValueError,
-        "ValueError naming both shapes (q and k must have the same last dimension d)",
+        "raise a ValueError naming both shapes (q and k must have the same last dimension d)",
     )
-    expect_error(
+    expect_raises(
         "a (5, 5) mask for scores of shape (2, 4, 4)",
         lambda: impl(q, k, v, causal),
-        (ValueError,),
-        "ValueError naming the expected shape (..., T_q, T_k) = (2, 4, 4)",
+        ValueError,
+        "raise a ValueError naming the expected shape (..., T_q, T_k) = (2, 4, 4)",
     )
 
 

@@ -13,45 +13,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import lmkit.block  # noqa: F401  (registers Exercises 5.1–5.3)
-from lmkit.checks import expect_type
+from lmkit.block import Block, FeedForward
+from lmkit.checks import close, compare, expect_tensor, expect_type
 from lmkit.grading import checks
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _close(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-5) -> bool:
-    return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=atol)
-
-
-def _expect_tensor(got: object, want: torch.Tensor, case: str) -> torch.Tensor:
-    """A tensor of ``want``'s shape and dtype, or an AssertionError that says so."""
-    expect_type(got, torch.Tensor, case)
+def _expect_like(got: object, want: torch.Tensor, case: str) -> torch.Tensor:
+    """A tensor of ``want``'s shape and dtype (the input's), detached for comparing."""
+    expect_tensor(got, tuple(want.shape), case)
     assert isinstance(got, torch.Tensor)
-    if got.shape != want.shape:
-        raise AssertionError(f"{case}: got shape {tuple(got.shape)}, expected {tuple(want.shape)}.")
     if got.dtype != want.dtype:
         raise AssertionError(
-            f"{case}: got dtype {got.dtype}, expected {want.dtype} (the input's dtype)."
+            f"{case} should have dtype {want.dtype} (the input's dtype), got {got.dtype}"
         )
     return got.detach()
-
-
-def _mismatch(case: str, got: torch.Tensor, want: torch.Tensor, hint: str) -> None:
-    diff = (got - want).abs()
-    where = "NaN in the output" if got.isnan().any() else f"max |difference| {diff.max():.3g}"
-    raise AssertionError(f"{case}: wrong values ({where}).\nHint: {hint}")
-
-
-def _first(got: torch.Tensor, suspects: list[tuple[Callable[[], torch.Tensor], str]]):
-    """The hint of the first suspect whose output ``got`` reproduces."""
-    for make, hint in suspects:
-        candidate = make()
-        if candidate.shape == got.shape and torch.allclose(
-            got, candidate, rtol=1e-4, atol=1e-4, equal_nan=True
-        ):
-            return hint
-    return None
 
 
 # ---------------------------------------------------------------------- 5.1 layer_norm
@@ -137,37 +114,31 @@ def check_layer_norm(impl: Callable) -> None:
                     f"{case} raised TypeError: {err}\nHint: bias may be None: then add nothing"
                 ) from None
             raise
-        got = _expect_tensor(got, want, case)
+        got = _expect_like(got, want, case)
         # fp32 rounding of the mean (≈ 1e-7 · offset) is amplified by 1 / sqrt(var + eps)
         atol = 2e-4 if "large offset" in case else 1e-3 if "near-constant" in case else 1e-5
-        if _close(got, want, atol):
-            continue
-        hint = _first(got, _ln_suspects(x, w, b, eps))
-        if hint is None and ("large offset" in case or "near-constant" in case):
-            hint = (
+        if "large offset" in case or "near-constant" in case:
+            default = (
                 "when the mean is large compared with the spread, E[x²] − E[x]² subtracts two "
                 "nearly equal numbers and loses the digits of the variance: compute the mean "
                 "first, then the mean of (x − mean)² (and keep eps inside the square root, so "
                 "that a constant row gives exactly the bias)"
             )
-        _mismatch(
-            case,
-            got,
-            want,
-            hint or "compare with torch.nn.functional.layer_norm(x, (C,), weight, bias, eps)",
-        )
+        else:
+            default = "compare with torch.nn.functional.layer_norm(x, (C,), weight, bias, eps)"
+        compare(case, got, want, _ln_suspects(x, w, b, eps), default, atol)
 
 
 # ----------------------------------------------------------------- 5.2 FeedForward.forward
 
 
-def _seeded_ffn(d_model: int, d_ff: int | None = None, **kw) -> lmkit.block.FeedForward:
+def _seeded_ffn(d_model: int, d_ff: int | None = None, **kw) -> FeedForward:
     with torch.random.fork_rng(devices=[]):  # the learner's random state is left alone
         torch.manual_seed(52)
-        return lmkit.block.FeedForward(d_model, d_ff, **kw).eval()
+        return FeedForward(d_model, d_ff, **kw).eval()
 
 
-def _torch_ffn(m: lmkit.block.FeedForward) -> nn.Module:
+def _torch_ffn(m: FeedForward) -> nn.Module:
     """The same network from PyTorch's own layers, with m's weights."""
     ref = nn.Sequential(
         nn.Linear(m.d_model, m.d_ff, bias=m.fc.bias is not None),
@@ -255,18 +226,21 @@ def check_feed_forward(impl: Callable) -> None:
             raise AssertionError(
                 f"{case}: got shape {tuple(got.shape)}, expected {tuple(want.shape)}.\nHint: {hint}"
             )
-        got = _expect_tensor(got, want, case)
-        if _close(got, want):
-            continue
-        hint = None
-        if "eval mode" in case and (got == 0).float().mean() > 0.2:
-            hint = (
+        got = _expect_like(got, want, case)
+        if "eval mode" in case and not close(got, want) and (got == 0).float().mean() > 0.2:
+            raise AssertionError(
+                f"{case}: {float((got == 0).float().mean()):.0%} of the output is zero.\nHint: "
                 "dropout is on in eval mode: use self.dropout (an nn.Dropout follows "
                 "train()/eval()), not F.dropout(..., training=True)"
             )
         with torch.no_grad():
-            hint = hint or _first(got, _ffn_suspects(m, x))
-        _mismatch(case, got, want, hint or "dropout(proj(gelu(fc(x)))) — see the docstring")
+            compare(
+                case,
+                got,
+                want,
+                _ffn_suspects(m, x),
+                "dropout(proj(gelu(fc(x)))) — see the docstring",
+            )
 
     # Training mode: dropout acts on the output, zeroing about p of it and scaling the rest.
     case = "FeedForward(8, dropout=0.5) in train mode on x (4, 16, 8)"
@@ -275,10 +249,10 @@ def check_feed_forward(impl: Callable) -> None:
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         clean = _torch_ffn(m)(x)
         torch.manual_seed(0)
-        got = _expect_tensor(impl(m, x.clone()), clean, case)
+        got = _expect_like(impl(m, x.clone()), clean, case)
     zeros = got == 0
     kept = ~zeros
-    if not zeros.any() and _close(got, clean):
+    if not zeros.any() and close(got, clean):
         raise AssertionError(
             f"{case}: no output was dropped.\nHint: apply self.dropout to the output "
             "(after self.proj); in train() mode it zeroes each value with probability p"
@@ -296,10 +270,10 @@ def check_feed_forward(impl: Callable) -> None:
 # ---------------------------------------------------------------------- 5.3 Block.forward
 
 
-def _seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> lmkit.block.Block:
+def _seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> Block:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(53)
-        block = lmkit.block.Block(d_model, n_heads, **kw).eval()
+        block = Block(d_model, n_heads, **kw).eval()
         # Distinct, non-trivial LayerNorms, so that using ln1 twice cannot go unnoticed.
         for ln in (block.ln1, block.ln2):
             ln.weight.copy_(1 + 0.3 * torch.randn(d_model))
@@ -308,7 +282,7 @@ def _seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> lmkit.block.Bloc
     return block
 
 
-def _torch_block(block: lmkit.block.Block) -> nn.TransformerEncoderLayer:
+def _torch_block(block: Block) -> nn.TransformerEncoderLayer:
     """nn.TransformerEncoderLayer with the block's weights (torch's own implementation)."""
     bias = block.attn.qkv.bias is not None
     ref = nn.TransformerEncoderLayer(
@@ -464,12 +438,12 @@ def check_block(impl: Callable) -> None:
                     f"{case} raised TypeError: {err}\n"
                     "Hint: forward takes (x, mask=None): an optional extra mask"
                 ) from None
-        got = _expect_tensor(got, want, case)
+        got = _expect_like(got, want, case)
         if pad is not None:
             # Outputs at padded positions are nobody's business (torch leaves them too).
             keep = ~pad[:, :, None]
             got, want = got * keep, want * keep
-        if _close(got, want):
+        if close(got, want):
             continue
         T_ = x.shape[1]
         causal = torch.ones(T_, T_, dtype=torch.bool).tril()
@@ -481,12 +455,11 @@ def check_block(impl: Callable) -> None:
             if pad is not None:
                 keep = ~pad[:, :, None]
                 suspects = [(lambda f=f: f() * keep, h) for f, h in suspects]
-            hint = _first(got, suspects)
-        _mismatch(
-            case,
-            got,
-            want,
-            hint
-            or "compare with the docstring step by step: the mask, then the two residual "
-            "branches in the order of norm_first",
-        )
+            compare(
+                case,
+                got,
+                want,
+                suspects,
+                "compare with the docstring step by step: the mask, then the two residual "
+                "branches in the order of norm_first",
+            )

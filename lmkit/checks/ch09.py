@@ -18,10 +18,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-import lmkit.bert  # noqa: F401  (registers Exercises 9.1–9.3)
 from lmkit.bert import IGNORE_INDEX, BertEmbeddings
-from lmkit.checks import expect_type, expect_value_error
-from lmkit.checks.ch03 import call, close, compare
+from lmkit.checks import (
+    binomial_tol,
+    call,
+    check_mean_cross_entropy,
+    close,
+    compare,
+    expect_type,
+    expect_unchanged,
+    expect_value_error,
+)
 from lmkit.grading import checks
 
 # ------------------------------------------------------------------------ 9.1 mask_tokens
@@ -61,10 +68,7 @@ def _batch(shape: tuple[int, ...], seed: int, specials: bool = True):
     return ids, padding | separators | (col == 0)
 
 
-def _tol(p: float, n: int) -> float:
-    """Six binomial standard deviations (and a little): a correct implementation passes
-    with any order of random draws, a systematic error of a few percent does not."""
-    return 6 * math.sqrt(max(p * (1 - p), 0.0) / max(n, 1)) + 1e-3
+_tol = binomial_tol
 
 
 def _mask_call(
@@ -82,13 +86,7 @@ def _mask_call(
         kwargs["special_mask"] = special.clone()
     if generator is not None:
         kwargs["generator"] = generator
-    try:
-        out = impl(given, **kwargs)
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        hint = f"\nHint: {HINT_ANY_SHAPE}" if ids.dim() != 2 else ""
-        raise AssertionError(f"{case}: your code raised {type(err).__name__}: {err}{hint}") from err
+    out = call(case, impl, given, **kwargs, hint=HINT_ANY_SHAPE if ids.dim() != 2 else None)
     if not isinstance(out, tuple) or len(out) != 2:
         raise AssertionError(
             f"{case} should return a tuple (inputs, labels), got "
@@ -108,11 +106,13 @@ def _mask_call(
                 f"F.cross_entropy), got {t.dtype}.\nHint: build them from ids "
                 "(ids.clone(), torch.full_like(ids, -100), torch.where(...)) to keep its dtype"
             )
-    if not torch.equal(given, ids):
-        raise AssertionError(
-            f"{case}: ids was modified in place.\nHint: corrupt a copy, inputs = ids.clone(): "
-            "the caller keeps its ids (and the labels must be the original tokens)"
-        )
+    expect_unchanged(
+        given,
+        ids,
+        f"{case}: ids",
+        "corrupt a copy, inputs = ids.clone(): the caller keeps its ids (and the labels must "
+        "be the original tokens)",
+    )
     return out
 
 
@@ -368,6 +368,11 @@ def _mlm_case(seed: int, B: int, T: int, V: int, keep: float, scale: float = 1.0
     return logits, torch.where(chosen, targets, torch.full_like(targets, IGNORE_INDEX))
 
 
+HINT_NO_CLASS = (
+    "the labels contain -100 at the positions that are not predicted, which is no class: "
+    "leave them out — F.cross_entropy(..., ignore_index=-100), or index the selected "
+    "positions (labels != -100) before gathering"
+)
 HINT_DENOMINATOR = (
     "average over the selected positions only: positions labelled -100 must not count in "
     "the denominator (F.cross_entropy(..., ignore_index=-100) does that)"
@@ -425,51 +430,21 @@ def check_mlm_loss(impl: Callable) -> None:
         ("B=4, T=16, V=13, 15% selected, logits of size ~1e4", _mlm_case(3, 4, 16, 13, 0.15, 1e4)),
         ("B=2, T=12, V=30522 (BERT's vocabulary), 15% selected", _mlm_case(4, 2, 12, 30522, 0.15)),
     ]
-    for case, (logits, labels) in cases:
-        case = f"mlm_loss({case})"
-        x = logits.clone().requires_grad_(True)
-        try:
-            got = impl(x, labels.clone())
-        except NotImplementedError:
-            raise
-        except (IndexError, RuntimeError) as err:
-            raise AssertionError(
-                f"{case}: your code raised {type(err).__name__}: {err}\nHint: the labels "
-                "contain -100 at the positions that are not predicted, which is no class: "
-                "leave them out — F.cross_entropy(..., ignore_index=-100), or index the "
-                "selected positions (labels != -100) before gathering"
-            ) from err
-        expect_type(got, torch.Tensor, case)
-        if got.dim() != 0:
-            raise AssertionError(
-                f"{case} should return a 0-dim tensor (one number, the mean), got shape "
-                f"{tuple(got.shape)}"
-            )
-        want = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
-        g = got.item()
-        if not math.isfinite(g):
-            raise AssertionError(
-                f"{case} is {g}.\nHint: softmax(...).log() overflows or underflows for large "
-                "logits; use torch.log_softmax (or F.cross_entropy), which subtracts the "
-                "maximum first"
-            )
-        if math.isclose(g, want.item(), rel_tol=1e-5, abs_tol=1e-6):
-            if not got.requires_grad:
-                raise AssertionError(
-                    f"{case} is right but not differentiable: keep it a torch computation (no "
-                    ".item(), no numpy) so loss.backward() works"
-                )
-            continue
-        hint = None
-        for suspect, text in _mlm_suspects(logits, labels):
-            if math.isclose(g, suspect(), rel_tol=1e-5, abs_tol=1e-6):
-                hint = text
-                break
-        raise AssertionError(
-            f"{case}: got {g:.6g}, expected {want.item():.6g} (the mean cross-entropy over the "
-            f"{int((labels != IGNORE_INDEX).sum())} selected positions)."
-            + (f"\nHint: {hint}" if hint else "")
-        )
+    check_mean_cross_entropy(
+        "mlm_loss",
+        impl,
+        [(desc, logits, labels) for desc, (logits, labels) in cases],
+        lambda logits, labels: F.cross_entropy(
+            logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+        ),
+        _mlm_suspects,
+        targets_name="labels",
+        explain=lambda labels: (
+            f"the mean cross-entropy over the {int((labels != IGNORE_INDEX).sum())} selected "
+            "positions"
+        ),
+        on_error=lambda err: HINT_NO_CLASS if isinstance(err, (IndexError, RuntimeError)) else None,
+    )
 
     # No selected position: 0.0, differentiable, not NaN.
     logits, labels = _mlm_case(5, 2, 4, 9, 0.0)
@@ -499,20 +474,6 @@ def check_mlm_loss(impl: Callable) -> None:
         raise AssertionError(
             f"{case}: the gradient of the 0.0 loss contains NaN (it came through a 0/0).\n"
             f"Hint: {zero_hint}"
-        )
-
-    for bad, what in [
-        (
-            (torch.zeros(2, 3, 5), torch.zeros(2, 4, dtype=torch.long)),
-            "labels (2, 4) for logits (2, 3, 5)",
-        ),
-        ((torch.zeros(6, 5), torch.zeros(6, dtype=torch.long)), "2-D logits (6, 5)"),
-    ]:
-        expect_value_error(
-            f"mlm_loss with {what}",
-            lambda bad=bad: impl(*bad),
-            "check the shapes first and raise a ValueError naming the expected ones, "
-            "(B, T, V) and (B, T)",
         )
 
 
@@ -636,27 +597,6 @@ def _emb_suspects(m: BertEmbeddings, idx: torch.Tensor, segments: torch.Tensor |
     return suspects
 
 
-def _expect_value_error(case: str, fn: Callable[[], Any], hint: str, *numbers: int) -> None:
-    try:
-        fn()
-    except NotImplementedError:
-        raise
-    except ValueError as err:
-        missing = [n for n in numbers if str(n) not in str(err)]
-        if missing:
-            raise AssertionError(
-                f"{case} raised ValueError({str(err)!r}); name "
-                + " and ".join(str(n) for n in numbers)
-                + " in the message"
-            ) from None
-        return
-    except Exception as err:
-        raise AssertionError(
-            f"{case} raised {type(err).__name__} ({err}); raise a ValueError instead.\nHint: {hint}"
-        ) from None
-    raise AssertionError(f"{case} returned a result; raise a ValueError.\nHint: {hint}")
-
-
 @checks("9.3")
 def check_bert_embeddings_forward(impl: Callable) -> None:
     g = torch.Generator().manual_seed(39)
@@ -739,20 +679,19 @@ def check_bert_embeddings_forward(impl: Callable) -> None:
         )
 
     # The errors the docstring promises.
-    _expect_value_error(
+    expect_value_error(
         f"{desc} on idx (1, 17)",
         lambda: impl(module, torch.zeros(1, 17, dtype=torch.long)),
         "there is no learned position vector past block_size: raise a ValueError naming T "
         "(17) and block_size (16)",
-        17,
-        16,
+        mentions=(17, 16),
     )
-    _expect_value_error(
+    expect_value_error(
         f"{desc} on a 1-D idx (5,)",
         lambda: impl(module, torch.zeros(5, dtype=torch.long)),
         "idx must be 2-D (B, T): check idx.dim() == 2 and raise a ValueError otherwise",
     )
-    _expect_value_error(
+    expect_value_error(
         f"{desc} on idx (2, 6) with segments of shape (6,)",
         lambda: impl(module, torch.zeros(2, 6, dtype=torch.long), torch.zeros(6, dtype=torch.long)),
         "segments must have the shape of idx (one segment id per token): check "

@@ -19,18 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-import lmkit.finetune  # noqa: F401  (registers Exercises 10.1–10.3)
-from lmkit.checks import expect_type, expect_value_error, fmt
-from lmkit.checks.ch03 import compare
+from lmkit.checks import call, compare, expect_type, expect_value_error, fmt
 from lmkit.finetune import LoRALinear
 from lmkit.grading import checks
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _raised(case: str, err: Exception, hint: str | None = None) -> AssertionError:
-    msg = f"{case}: your code raised {type(err).__name__}: {err}"
-    return AssertionError(msg + (f"\nHint: {hint}" if hint else ""))
 
 
 # ---------------------------------------------------------------------- 10.1 mean_pool
@@ -142,18 +135,15 @@ def check_mean_pool(impl: Callable) -> None:
         if dtype is not None:
             mask = mask.to(dtype)
         given_h, given_m = hidden.clone(), mask.clone()
-        try:
-            got = impl(given_h, given_m)
-        except NotImplementedError:
-            raise
-        except Exception as err:
+
+        def on_error(err: BaseException, dtype=dtype, i=i) -> str:
             if dtype is not None:
-                hint = HINT_MASK_DTYPE
-            elif i == 0 and isinstance(err, RuntimeError):
-                hint = HINT_BROADCAST
-            else:
-                hint = HINT_POOL
-            raise _raised(case, err, hint) from err
+                return HINT_MASK_DTYPE
+            if i == 0 and isinstance(err, RuntimeError):
+                return HINT_BROADCAST
+            return HINT_POOL
+
+        got = call(case, impl, given_h, given_m, hint=on_error)
         expect_type(got, torch.Tensor, case)
         B, T, C = hidden.shape
         if tuple(got.shape) != (B, C):
@@ -190,17 +180,14 @@ def check_mean_pool(impl: Callable) -> None:
     hidden, mask = _pool_case(3, 3, 4, 5, [2, 0, 4])
     case = "mean_pool(hidden (3, 4, 5), row 1 all padding) in a backward pass"
     h = hidden.clone().requires_grad_(True)
-    try:
-        got = impl(h, mask.clone())
-    except NotImplementedError:
-        raise
-    except Exception as err:
-        raise _raised(
-            case,
-            err,
-            "hidden requires a gradient here: do not modify it in place (hidden[~mask] = 0); "
-            "multiply by the mask instead",
-        ) from err
+    got = call(
+        case,
+        impl,
+        h,
+        mask.clone(),
+        hint="hidden requires a gradient here: do not modify it in place (hidden[~mask] = 0); "
+        "multiply by the mask instead",
+    )
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         raise AssertionError(
             f"{case}: the result is not connected to hidden, so the encoder gets no gradient."
@@ -349,18 +336,15 @@ class _DenseWatch(TorchFunctionMode):
 
 def _lora_call(case: str, impl: Callable, layer: LoRALinear, x: torch.Tensor) -> torch.Tensor:
     given = x.clone()
-    try:
-        got = impl(layer, given)
-    except NotImplementedError:
-        raise
-    except Exception as err:
+
+    def on_error(err: BaseException) -> str:
         if isinstance(err, RuntimeError) and x.dim() == 2:
-            hint = HINT_ORDER
-        elif isinstance(err, RuntimeError):
-            hint = HINT_LORA_LEADING
-        else:
-            hint = HINT_LORA
-        raise _raised(case, err, hint) from err
+            return HINT_ORDER
+        if isinstance(err, RuntimeError):
+            return HINT_LORA_LEADING
+        return HINT_LORA
+
+    got = call(case, impl, layer, given, hint=on_error)
     expect_type(got, torch.Tensor, case)
     want_shape = (*x.shape[:-1], layer.base.out_features)
     if tuple(got.shape) != want_shape:
@@ -621,22 +605,19 @@ def _adapt(
 ) -> Any:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        try:
-            return impl(model, targets, **kwargs)
-        except NotImplementedError:
-            raise
-        except Exception as err:
+
+        def on_error(err: BaseException) -> str | None:
             if error_hint is not None:
-                hint = error_hint
-            elif isinstance(err, TypeError) and "wraps an nn.Linear" in str(err):
-                hint = HINT_ONLY_LINEAR
-            elif isinstance(err, ValueError):
-                hint = (
+                return error_hint
+            if isinstance(err, TypeError) and "wraps an nn.Linear" in str(err):
+                return HINT_ONLY_LINEAR
+            if isinstance(err, ValueError):
+                return (
                     f"some nn.Linear names end with {targets}, yet nothing matched: " + HINT_SUFFIX
                 )
-            else:
-                hint = None
-            raise _raised(case, err, hint) from err
+            return None
+
+        return call(case, impl, model, targets, hint=on_error, **kwargs)
 
 
 def _check_adapted(

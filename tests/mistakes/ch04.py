@@ -162,7 +162,7 @@ MISTAKES = {
             "uniform",
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
-        ("accepts a float mask", _sdpa_no_validation, "TypeError"),
+        ("accepts a float mask", _sdpa_no_validation, "raise a TypeError for a float mask"),
     ],
     "4.3": [
         ("split heads by bare reshape", _mha(split="reshape"), "split the heads with .view"),

@@ -209,7 +209,7 @@ MISTAKES = {
         ("one-pass variance E[x²] − E[x]²", one_pass_variance, "E[x²] − E[x]²"),
         ("adds bias even when it is None", bias_not_optional, "bias may be None"),
         ("ignores the eps argument", fixed_eps, "use the eps argument"),
-        ("returns float64", in_float64, "expected torch.float32"),
+        ("returns float64", in_float64, "should have dtype torch.float32 (the input"),
     ],
     "5.2": [
         ("ReLU instead of GELU", relu_ffn, "that is a ReLU"),
