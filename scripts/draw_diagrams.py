@@ -201,6 +201,8 @@ class Canvas:
         return found
 
     def svg(self) -> bytes:
+        for artist in self.ax.get_children():
+            artist.set_clip_on(False)  # everything lies inside the axes: no clip paths needed
         buf = io.BytesIO()
         self.fig.savefig(buf, format="svg", metadata={"Date": None})
         return buf.getvalue()
@@ -212,7 +214,7 @@ class Canvas:
 def attention_heads() -> Canvas:
     cv = Canvas(8.0, 8.35)
     cx, h = 4.0, len(HEADS)
-    cv.box(cx, 7.95, 1.9, 0.42, "x", kind="tensor", sub="the residual stream", size=11)
+    cv.box(cx, 7.95, 1.9, 0.42, "x", kind="tensor", sub="T token vectors of width C", size=11)
     cv.arrow((cx, 7.74), (cx, 7.27), "(B, T, C)")
     cv.box(cx, 7.02, 3.3, 0.5, "qkv = Linear(C, 3C)", kind="linear", sub="one fused projection")
 
@@ -337,7 +339,7 @@ def attention_heads() -> Canvas:
             return to_hex(np.array(to_rgb(colour)) * a + (1 - a))
 
         cv.grid(gx, gy, n, n, fill, s=s, lw=0.5, edge="#9a9a9a")
-        cv.text(hx + 0.05 + n * s / 2, cy - 0.42, "weights T × T", size=7.5, color=MUTED)
+        cv.text(hx + 0.05 + n * s / 2, cy - 0.42, "weights T × T", size=8, color=MUTED)
     for hx in heads_x:
         cv.arrow((hx, 5.07), (hx, top))
     cv.text(heads_x[-1] + 0.1, 4.91, "(B, h, T, $d_k$)", size=SHAPE_SIZE, color=MUTED, ha="left")
@@ -373,10 +375,10 @@ def attention_heads() -> Canvas:
 # ----------------------------------------------------------------------------------------
 # Chapter 5: the block, pre-norm and post-norm
 # ----------------------------------------------------------------------------------------
-def _ffn(cv: Canvas, x, top) -> float:
+def _ffn(cv: Canvas, x, top, activation="GELU") -> float:
     """The feed-forward network as three boxes in a frame whose top is ``top``; returns the
     frame's bottom."""
-    labels = [("Linear d → 4d", "linear"), ("GELU", "op"), ("Linear 4d → d", "linear")]
+    labels = [("Linear d → 4d", "linear"), (activation, "op"), ("Linear 4d → d", "linear")]
     ys = [top - 0.42 - k * 0.5 for k in range(3)]
     bottom = top - 1.72
     frame = FancyBboxPatch(
@@ -458,13 +460,13 @@ def block() -> Canvas:
     _branch(cv, xs, xb, y_tap1, 5.5)
     cv.box(xb, 5.18, 2.1, 0.64, "multi-head attention", kind="attn", sub="bidirectional in BERT")
     _back(cv, xs, xb, 4.86, 4.62)
-    _stream(cv, xs, 4.49, 4.38, arrow=True)
+    _stream(cv, xs, 4.49, 4.38)
     cv.box(xs, 4.2, 1.2, 0.36, "LayerNorm", kind="norm", size=9.5, edge=STREAM, lw=1.8)
     _stream(cv, xs, 4.02, 1.3)
     _branch(cv, xs, xb, 3.75, ffn_top)
-    bottom = _ffn(cv, xb, ffn_top)
+    bottom = _ffn(cv, xb, ffn_top, activation="GELU (ReLU in 2017)")
     _back(cv, xs, xb, bottom, 1.3)
-    _stream(cv, xs, 1.17, 1.03, arrow=True)
+    _stream(cv, xs, 1.17, 1.03)
     cv.box(xs, 0.85, 1.2, 0.36, "LayerNorm", kind="norm", size=9.5, edge=STREAM, lw=1.8)
     _stream(cv, xs, 0.67, 0.58, arrow=True)
     cv.text(xs - 0.08, 0.45, "x  (B, T, d)", size=9, ha="left", color=STREAM)
@@ -594,7 +596,7 @@ def kv_cache() -> Canvas:
         )
         x += 0.6
         cv.arrow((x + 0.05, y_mid), (x + 0.6, y_mid))
-        cv.text(x + 0.33, y_mid - 0.2, "$W_q, W_k, W_v$", size=7.5, color=MUTED, va="top")
+        cv.text(x + 0.33, y_mid - 0.2, "$W_q, W_k, W_v$", size=8, color=MUTED, va="top")
         x += 0.7
 
         def rowfill(r, c):
@@ -621,12 +623,12 @@ def kv_cache() -> Canvas:
         x_k = x
         x = _matrix(cv, x, y_mid, dk, t, kfill, "$K^{\\top}$", "$d_k$ × t")
         cv.arrow((x + 0.08, y_mid), (x + 0.72, y_mid))
-        cv.text(x + 0.4, y_mid + 0.1, "softmax", size=7.5, color=MUTED, va="bottom")
+        cv.text(x + 0.4, y_mid + 0.1, "softmax", size=8, color=MUTED, va="bottom")
         cv.text(
             x + 0.4,
             y_mid - 0.1,
             "÷$\\sqrt{d_k}$" if cached else "÷$\\sqrt{d_k}$, +M",
-            size=7.5,
+            size=8,
             color=MUTED,
             va="top",
         )
@@ -795,9 +797,9 @@ def bert_inputs() -> Canvas:
         1.3,
         right - left,
         0.4,
-        "MLM head: dense → GELU → LayerNorm → tied token embeddings",
+        "MLM head: dense → GELU → LayerNorm → tied token embeddings + bias",
         kind="loss",
-        size=8.5,
+        size=8,
     )
     for i, word in targets.items():
         cv.arrow((xs[i], 1.1), (xs[i], 0.82))
@@ -806,13 +808,13 @@ def bert_inputs() -> Canvas:
         (xs[3] + xs[6]) / 2,
         0.62,
         "predict the\noriginal tokens",
-        size=7.5,
+        size=8,
         color=MUTED,
     )
     cv.text(
         (left + right) / 2,
         0.2,
-        "the MLM loss counts the masked positions only",
+        "loss at the selected positions only (80 % [MASK], 10 % random, 10 % kept)",
         size=8,
         color=MUTED,
     )
