@@ -7,13 +7,16 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 NB     := chapters/*.ipynb
-NBVAL  := $(PY) -m pytest --nbval $(NB) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+# Strict nbval's options live in one place, lmkit.grading.NBVAL_ARGS (make grade uses them too);
+# `=`, not `:=`, so they are read when a recipe runs, after `setup` has made the venv.
+NBVAL   = $(PY) -m pytest $(NB) $$($(PY) -m lmkit.grading --nbval-args)
 
-.PHONY: help setup book book-assets test lint unit nbval book-strict grade progress train reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
-	@echo "make test      the whole CI suite: lint, unit + loop-proof tests, nbval, strict book build"
+	@echo "make test      the whole CI suite: lint, unit + loop-proof tests, hint coverage, nbval, strict book build"
+	@echo "make hint-coverage  list every check hint that no recorded mistake reaches (fails if any)"
 	@echo "make grade     grade your exercises: run the chapter notebooks on your code (nbval)"
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
@@ -38,20 +41,20 @@ book-assets: book_assets/vendor/.done
 book_assets/vendor/.done: scripts/book_assets.sh
 	bash scripts/book_assets.sh
 
-test: setup book-assets lint unit nbval book-strict
+test: setup book-assets lint unit hint-coverage nbval book-strict
 	@echo "make test: all green"
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check lmkit solutions tests chapters benchmarks
+	$(BIN)/ruff format --check lmkit solutions tests chapters benchmarks scripts
 
 # Corpora live in a project-local cache for tests and CI, seeded from ../shared/data/ when
 # it exists (offline machines); without it lmkit.data downloads and verifies them.
 DATA_CACHE := $(CURDIR)/.lmkit_cache
-unit nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DATA_CACHE)
+unit hint-coverage nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DATA_CACHE)
 # Two pytest workers on two cores: one thread each, or torch's thread pools oversubscribe
 # the cores and training cells run several times slower.
-unit nbval: export OMP_NUM_THREADS := 1
+unit hint-coverage nbval: export OMP_NUM_THREADS := 1
 
 data:
 	@mkdir -p $(DATA_CACHE)
@@ -60,6 +63,12 @@ data:
 
 unit: data
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# Hints proven both ways: test_loop proves each recorded mistake gets its hint; this runs
+# its mistake tests under branch coverage and fails on any hint (or hint branch) in
+# lmkit/checks that no recorded mistake reaches. About 10 s on one core.
+hint-coverage: data
+	$(PY) tests/hint_coverage.py
 
 # Strict nbval (every output compared) on every chapter, with the reference solutions.
 nbval: data

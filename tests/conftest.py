@@ -10,3 +10,14 @@ def learner_mode(monkeypatch):
     grading.use_reference(None)
     yield
     grading.use_reference(None)
+
+
+@pytest.fixture
+def reference_solutions(learner_mode):
+    """Every exercise runs its reference solution (the course's models, trainers and
+    fine-tuning are tested on the reference exercises). A module opts in with
+    ``pytestmark = pytest.mark.usefixtures("reference_solutions")``; a subprocess needs
+    ``LMKIT_REFERENCE=all`` in its own environment."""
+    grading.use_reference("all")
+    yield
+    grading.use_reference(None)

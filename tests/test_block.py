@@ -14,15 +14,9 @@ from torch import nn
 
 from lmkit import grading
 from lmkit.block import Block, FeedForward, LayerNorm
-from lmkit.checks.ch05 import _seeded_block, _torch_block
+from lmkit.checks.ch05 import seeded_block, torch_block
 from solutions.block import layer_norm
 from solutions.scale import count_parameters
-
-
-@pytest.fixture
-def reference_mode():
-    grading.use_reference("all")
-
 
 # ------------------------------------------------------------------------- layer_norm
 
@@ -67,7 +61,7 @@ def test_layer_norm_keeps_dtype():
         assert layer_norm(x, torch.ones(8, dtype=dtype), None).dtype == dtype
 
 
-def test_layernorm_module(reference_mode):
+def test_layernorm_module(reference_solutions):
     ours, theirs = LayerNorm(12), nn.LayerNorm(12)
     assert [n for n, _ in ours.named_parameters()] == ["weight", "bias"]
     assert (ours.weight == 1).all() and (ours.bias == 0).all()
@@ -78,7 +72,7 @@ def test_layernorm_module(reference_mode):
     torch.testing.assert_close(no_bias(x), nn.LayerNorm(12, bias=False)(x))
 
 
-def test_layernorm_module_rejects_the_wrong_width(reference_mode):
+def test_layernorm_module_rejects_the_wrong_width(reference_solutions):
     with pytest.raises(ValueError, match=r"\(\.\.\., 12\).*\(3, 4, 10\)"):
         LayerNorm(12)(torch.randn(3, 4, 10))
 
@@ -97,7 +91,7 @@ def test_feed_forward_shapes_and_default_width():
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_feed_forward_matches_torch_layers(reference_mode, approximate):
+def test_feed_forward_matches_torch_layers(reference_solutions, approximate):
     torch.manual_seed(0)
     ffn = FeedForward(16, 24, approximate=approximate)
     ref = nn.Sequential(ffn.fc, nn.GELU(approximate=approximate), ffn.proj)
@@ -123,9 +117,9 @@ def test_gpt2_uses_the_tanh_gelu():
 @pytest.mark.parametrize("norm_first", [True, False])
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("fast", [False, True])
-def test_block_matches_transformer_encoder_layer(reference_mode, norm_first, causal, fast):
-    block = _seeded_block(32, 4, norm_first=norm_first, causal=causal, fast=fast)
-    ref = _torch_block(block)
+def test_block_matches_transformer_encoder_layer(reference_solutions, norm_first, causal, fast):
+    block = seeded_block(32, 4, norm_first=norm_first, causal=causal, fast=fast)
+    ref = torch_block(block)
     x = torch.randn(3, 9, 32)
     T = x.shape[1]
     blocked = torch.ones(T, T, dtype=torch.bool).triu(1) if causal else None
@@ -133,11 +127,11 @@ def test_block_matches_transformer_encoder_layer(reference_mode, norm_first, cau
     torch.testing.assert_close(block(x), want, rtol=1e-4, atol=1e-5)
 
 
-def test_block_padding_mask_matches_torch(reference_mode):
-    block = _seeded_block(16, 2, causal=False, norm_first=False)
+def test_block_padding_mask_matches_torch(reference_solutions):
+    block = seeded_block(16, 2, causal=False, norm_first=False)
     x = torch.randn(2, 5, 16)
     pad = torch.tensor([[False] * 5, [False, False, False, True, True]])
-    want = _torch_block(block)(x, src_key_padding_mask=pad)
+    want = torch_block(block)(x, src_key_padding_mask=pad)
     got = block(x, ~pad[:, None, None, :])
     torch.testing.assert_close(got[~pad], want[~pad], rtol=1e-4, atol=1e-5)
 
@@ -166,13 +160,13 @@ def test_block_with_heads_not_dividing_the_width_is_a_clear_error(d_model, n_hea
         Block(d_model, n_heads)
 
 
-def test_block_rejects_inputs_of_the_wrong_width(reference_mode):
+def test_block_rejects_inputs_of_the_wrong_width(reference_solutions):
     with pytest.raises(ValueError, match="16"):
         Block(16, 4)(torch.randn(2, 3, 8))
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
-def test_causal_block_output_ignores_later_tokens(reference_mode, norm_first):
+def test_causal_block_output_ignores_later_tokens(reference_solutions, norm_first):
     torch.manual_seed(0)
     decoder = Block(16, 4, norm_first=norm_first).eval()
     encoder = Block(16, 4, causal=False, norm_first=norm_first).eval()
@@ -186,7 +180,7 @@ def test_causal_block_output_ignores_later_tokens(reference_mode, norm_first):
                 assert not torch.allclose(encoder(x)[:, : t + 1], encoder(changed)[:, : t + 1])
 
 
-def test_causal_block_gradient_is_lower_triangular(reference_mode):
+def test_causal_block_gradient_is_lower_triangular(reference_solutions):
     torch.manual_seed(0)
     block = Block(8, 2).eval()
     x = torch.randn(1, 5, 8, dtype=torch.float64)
@@ -195,7 +189,7 @@ def test_causal_block_gradient_is_lower_triangular(reference_mode):
     assert (influence.triu(1) == 0).all() and (influence.diagonal() > 0).all()
 
 
-def test_block_dropout_only_in_training(reference_mode):
+def test_block_dropout_only_in_training(reference_solutions):
     torch.manual_seed(0)
     block = Block(16, 4, dropout=0.5)
     x = torch.randn(2, 6, 16)

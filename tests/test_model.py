@@ -13,11 +13,8 @@ transformers = pytest.importorskip("transformers")
 TINY = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
 
-@pytest.fixture(autouse=True)
-def reference_solutions():
-    grading.use_reference("all")  # the model runs on the reference exercises here
-    yield
-    grading.use_reference(None)
+# The model runs on the reference exercises here (the fixture is in tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("reference_solutions")
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,8 @@ from lmkit.train import EarlyStopping, TrainConfig, Trainer, main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def reference_solutions(monkeypatch):
-    monkeypatch.setenv(grading.ENV_VAR, "all")
+# The model runs on the reference exercises here (the fixture is in tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("reference_solutions")
 
 
 def _data(n=5000, vocab=20, seed=0):

@@ -270,7 +270,9 @@ def check_feed_forward(impl: Callable) -> None:
 # ---------------------------------------------------------------------- 5.3 Block.forward
 
 
-def _seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> Block:
+def seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> Block:
+    """A Block with seeded weights and distinct LayerNorms: the 5.3 check's subject, also
+    used by tests/test_block.py with :func:`torch_block` as its judge."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(53)
         block = Block(d_model, n_heads, **kw).eval()
@@ -282,7 +284,7 @@ def _seeded_block(d_model: int = 16, n_heads: int = 4, **kw) -> Block:
     return block
 
 
-def _torch_block(block: Block) -> nn.TransformerEncoderLayer:
+def torch_block(block: Block) -> nn.TransformerEncoderLayer:
     """nn.TransformerEncoderLayer with the block's weights (torch's own implementation)."""
     bias = block.attn.qkv.bias is not None
     ref = nn.TransformerEncoderLayer(
@@ -323,7 +325,7 @@ def _torch_forward(block, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Te
     blocked = torch.ones(T, T, dtype=torch.bool).triu(1) if block.causal else None
     # With gradients on, PyTorch takes its plain path (no fused inference kernel).
     with torch.enable_grad():
-        out = _torch_block(block)(
+        out = torch_block(block)(
             x, src_mask=blocked, src_key_padding_mask=pad, is_causal=block.causal
         )
     return out.detach()
@@ -420,7 +422,7 @@ def check_block(impl: Callable) -> None:
     g = torch.Generator().manual_seed(35)
     B, T = 2, 6
     for case, kw, padded in BLOCK_CASES:
-        block = _seeded_block(**kw)
+        block = seeded_block(**kw)
         x = torch.randn(B, T, 16, generator=g)
         pad = None
         if padded:  # the second sequence is 4 tokens long, then padding
