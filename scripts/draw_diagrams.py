@@ -586,11 +586,11 @@ def kv_cache() -> Canvas:
         rows = 1 if cached else t
         first = t - rows
         for r in range(rows):
-            y = y_mid + rows * s / 2 - (r + 0.5) * s * 1.25 + (rows - 1) * s * 0.125
-            cv.box(x + 0.3, y, 0.6, s * 1.1, words[first + r], kind="tensor", size=8.5)
+            y = y_mid + ((rows - 1) / 2 - r) * s  # level with its row of Q
+            cv.box(x + 0.3, y, 0.6, s * 0.9, words[first + r], kind="tensor", size=8.5)
         cv.text(
             x + 0.3,
-            y_mid + (rows * s * 1.25) / 2 + 0.2,
+            y_mid + rows * s / 2 + 0.16,
             "new token" if cached else "the prefix",
             size=9.5,
         )
@@ -620,7 +620,6 @@ def kv_cache() -> Canvas:
         def kfill(r, c):
             return NEW if (c == t - 1 or not cached) else CACHED
 
-        x_k = x
         x = _matrix(cv, x, y_mid, dk, t, kfill, "$K^{\\top}$", "$d_k$ × t")
         cv.arrow((x + 0.08, y_mid), (x + 0.72, y_mid))
         cv.text(x + 0.4, y_mid + 0.1, "softmax", size=8, color=MUTED, va="bottom")
@@ -648,12 +647,10 @@ def kv_cache() -> Canvas:
         def vfill(r, c):
             return NEW if (r == t - 1 or not cached) else CACHED
 
-        x_v = x
         x = _matrix(cv, x, y_mid, t, dk, vfill, "V", "t × $d_k$")
         cv.text(x + 0.17, y_mid, "=", size=12)
         x += 0.34
-        x = _matrix(cv, x, y_mid, rows, dk, rowfill, "out", "1 × $d_k$" if cached else "t × $d_k$")
-        return x_k, x_v, x
+        _matrix(cv, x, y_mid, rows, dk, rowfill, "out", "1 × $d_k$" if cached else "t × $d_k$")
 
     # Without a cache.
     cv.text(
@@ -918,7 +915,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     names = args.names or list(DIAGRAMS)
     failed = False
-    with plt.rc_context(STYLE):
+    # Matplotlib's defaults, not a local matplotlibrc, then the diagrams' style.
+    with plt.style.context("default"), plt.rc_context(STYLE):
         for name in names:
             cv = DIAGRAMS[name]()
             for problem in cv.problems():
