@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -77,10 +78,15 @@ class Canvas:
         self.ax.set_ylim(0, height)
         self.ax.set_axis_off()
         self.inside: list[tuple[object, object]] = []  # (text, patch) that must nest
+        self.boxes: list[object] = []  # boxes that no other text may touch
 
     # -- primitives -------------------------------------------------------------------
-    def text(self, x, y, s, size=10, color=INK, ha="center", va="center", **kw):
-        return self.ax.text(x, y, s, fontsize=size, color=color, ha=ha, va=va, zorder=5, **kw)
+    def text(self, x, y, s, size=10, color=INK, ha="center", va="center", within=None, **kw):
+        """Text at (x, y); ``within``: the patch it must stay inside (checked)."""
+        t = self.ax.text(x, y, s, fontsize=size, color=color, ha=ha, va=va, zorder=5, **kw)
+        if within is not None:
+            self.inside.append((t, within))
+        return t
 
     def box(
         self,
@@ -93,7 +99,6 @@ class Canvas:
         sub=None,
         size=10,
         sub_size=8,
-        dashed=False,
         fill=None,
         edge=None,
         weight="normal",
@@ -109,10 +114,10 @@ class Canvas:
             facecolor=fill or f,
             edgecolor=edge or e,
             lw=lw,
-            ls="--" if dashed else "-",
             zorder=2,
         )
         self.ax.add_patch(patch)
+        self.boxes.append(patch)
         if label and sub:
             t1 = self.text(cx, cy + h * 0.17, label, size=size, weight=weight)
             t2 = self.text(cx, cy - h * 0.22, sub, size=sub_size, color=MUTED)
@@ -194,10 +199,18 @@ class Canvas:
                 oy = min(a.y1, b.y1) - max(a.y0, b.y0)
                 if ox > 1 and oy > 1:
                     found.append(f"{texts[i].get_text()!r} overlaps {texts[j].get_text()!r}")
+        home = {id(t): patch for t, patch in self.inside}
         for t, patch in self.inside:
             b, p = t.get_window_extent(renderer), patch.get_window_extent(renderer)
             if b.x0 < p.x0 + 2 or b.x1 > p.x1 - 2 or b.y0 < p.y0 + 1 or b.y1 > p.y1 - 1:
                 found.append(f"{t.get_text()!r} does not fit in its box")
+        for t, b in zip(texts, boxes, strict=True):
+            for patch in self.boxes:
+                if patch is home.get(id(t)):
+                    continue
+                p = patch.get_window_extent(renderer)
+                if min(b.x1, p.x1) - max(b.x0, p.x0) > 0 and min(b.y1, p.y1) - max(b.y0, p.y0) > 0:
+                    found.append(f"{t.get_text()!r} touches a box it is not in")
         return found
 
     def svg(self) -> bytes:
@@ -309,8 +322,8 @@ def attention_heads() -> Canvas:
     rng = np.random.default_rng(0)
     n = 5  # tokens drawn in each head's attention pattern
     for i, hx in enumerate(heads_x):
-        cv.box(hx, cy, cell_w, 1.1, fill="white", edge=HEADS[i], kind="op", lw=1.4)
-        cv.text(hx, cy + 0.4, f"head {i + 1}", size=9, color=HEADS[i], weight="bold")
+        cell = cv.box(hx, cy, cell_w, 1.1, fill="white", edge=HEADS[i], kind="op", lw=1.4)
+        cv.text(hx, cy + 0.4, f"head {i + 1}", size=9, color=HEADS[i], weight="bold", within=cell)
         for r, name in enumerate("qkv"):
             y = cy + 0.12 - r * 0.27
             cv.ax.add_patch(
@@ -325,7 +338,7 @@ def attention_heads() -> Canvas:
                     zorder=3,
                 )
             )
-            cv.text(hx - 0.35, y, f"${name}_{i + 1}$", size=8, ha="left")
+            cv.text(hx - 0.35, y, f"${name}_{i + 1}$", size=8, ha="left", within=cell)
         # A causal pattern: row t spreads its weight over tokens ≤ t.
         w = np.tril(rng.random((n, n)) + 0.15)
         w = w / w.sum(axis=1, keepdims=True)
@@ -339,7 +352,7 @@ def attention_heads() -> Canvas:
             return to_hex(np.array(to_rgb(colour)) * a + (1 - a))
 
         cv.grid(gx, gy, n, n, fill, s=s, lw=0.5, edge="#9a9a9a")
-        cv.text(hx + 0.05 + n * s / 2, cy - 0.42, "weights T × T", size=8, color=MUTED)
+        cv.text(hx + 0.05 + n * s / 2, cy - 0.42, "weights T × T", size=8, color=MUTED, within=cell)
     for hx in heads_x:
         cv.arrow((hx, 5.07), (hx, top))
     cv.text(heads_x[-1] + 0.1, 4.91, "(B, h, T, $d_k$)", size=SHAPE_SIZE, color=MUTED, ha="left")
@@ -831,9 +844,9 @@ def lora() -> Canvas:
     cv.arrow((xw, 4.75), (xw, 4.35))
     cv.arrow((xl, 4.75), (xl, 4.45))
     # Frozen W.
-    cv.box(xw, 3.2, 2.0, 2.3, "W", kind="frozen", size=16, weight="bold")
-    cv.text(xw, 2.75, "$d_{out}$ × $d_{in}$", size=9.5)
-    cv.text(xw, 2.45, "frozen (pre-trained)", size=8.5, color=MUTED)
+    w_box = cv.box(xw, 3.2, 2.0, 2.3, "W", kind="frozen", size=16, weight="bold")
+    cv.text(xw, 2.75, "$d_{out}$ × $d_{in}$", size=9.5, within=w_box)
+    cv.text(xw, 2.45, "frozen (pre-trained)", size=8.5, color=MUTED, within=w_box)
     # A: d_in → r, B: r → d_out.
     fill, edge = KINDS["train"]
     top_w, neck = 1.5, 0.36
@@ -905,6 +918,19 @@ DIAGRAMS = {
 }
 
 
+def _why(path: Path) -> str:
+    """What to do about a committed SVG that is not a fresh drawing."""
+    if not path.exists():
+        return "missing: run python scripts/draw_diagrams.py"
+    drawn_with = re.search(rb"Matplotlib v([\w.+-]+),", path.read_bytes())
+    if drawn_with and drawn_with.group(1).decode() != matplotlib.__version__:
+        return (
+            f"it was drawn with matplotlib {drawn_with.group(1).decode()}, this is "
+            f"{matplotlib.__version__} (requirements.txt pins the version that draws them)"
+        )
+    return "run python scripts/draw_diagrams.py and commit the result"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed SVGs")
@@ -926,7 +952,7 @@ def main(argv: list[str] | None = None) -> int:
             path = out / f"{name}.svg"
             if args.check:
                 if not path.exists() or path.read_bytes() != data:
-                    print(f"{path.name}: differs from a fresh drawing; run {__file__}")
+                    print(f"{path.name}: differs from a fresh drawing; {_why(path)}")
                     failed = True
             else:
                 out.mkdir(parents=True, exist_ok=True)
