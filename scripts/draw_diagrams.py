@@ -479,9 +479,9 @@ def block() -> Canvas:
     _branch(cv, xs, xb, 3.75, ffn_top)
     bottom = _ffn(cv, xb, ffn_top, activation="GELU (ReLU in 2017)")
     _back(cv, xs, xb, bottom, 1.3)
-    _stream(cv, xs, 1.17, 1.03)
-    cv.box(xs, 0.85, 1.2, 0.36, "LayerNorm", kind="norm", size=9.5, edge=STREAM, lw=1.8)
-    _stream(cv, xs, 0.67, 0.58, arrow=True)
+    _stream(cv, xs, 1.17, 1.1)
+    cv.box(xs, 0.93, 1.2, 0.34, "LayerNorm", kind="norm", size=9.5, edge=STREAM, lw=1.8)
+    _stream(cv, xs, 0.76, 0.56, arrow=True)
     cv.text(xs - 0.08, 0.45, "x  (B, T, d)", size=9, ha="left", color=STREAM)
     cv.text(6.0, 0.15, "every LayerNorm sits on the residual stream", size=8.5, color=MUTED)
     return cv
