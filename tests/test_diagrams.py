@@ -22,7 +22,8 @@ FIGURES = ROOT / "chapters" / "figures"
 SCRIPT = ROOT / "scripts" / "draw_diagrams.py"
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 DIAGRAMS = ["attention_heads", "block", "gpt", "kv_cache", "bert_inputs", "lora"]
-REFERENCE = re.compile(r"\(\s*(figures/[^)\s]+\.svg)")
+# ``![alt](figures/x.svg)`` or a ``{figure}`` directive's argument.
+REFERENCE = re.compile(r"(?<![\w/.-])(figures/[\w./-]+?\.svg)")
 
 
 def _references() -> list[tuple[str, str]]:
