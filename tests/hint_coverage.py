@@ -152,11 +152,11 @@ def hints_in(path: Path) -> list[Hint]:
             for kw in node.keywords:
                 if kw.arg and ("hint" in kw.arg.lower() or kw.arg in spots):
                     mark(kw.value)
-        # 4. (suspect, hint) pairs in a table: a function (lambda or name), then a string.
+        # 4. (suspect, hint) pairs in a table: a lambda, then a string.
         if (
             isinstance(node, ast.Tuple)
             and len(node.elts) == 2
-            and isinstance(node.elts[0], (ast.Lambda, ast.Name))
+            and isinstance(node.elts[0], ast.Lambda)
         ):
             mark(node.elts[1])
         # 5. A dict entry "hint": … (a case table).

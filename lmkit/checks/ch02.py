@@ -64,22 +64,22 @@ def check_get_pair_counts(impl: Callable) -> None:
         if dict(got) == want:
             continue
         n_pairs = sum(got.values())
-        if len(ids) >= 2 and dict(Counter(itertools.pairwise(ids[:-1]))) == got:
-            hint = "the last pair (ids[-2], ids[-1]) is missing: loop over range(len(ids) - 1)"
-        elif set(got) == set(want) and all(v == 1 for v in got.values()):
-            hint = "count how many times each pair occurs, not only whether it occurs"
+        if {(b, a): c for (a, b), c in got.items()} == want:
+            hint = "keep the order of each pair: (ids[i], ids[i + 1]), left then right"
         elif ids == [5, 5, 5] and got.get((5, 5)) == 1:
             hint = (
                 "count every adjacent position, overlaps included: (5, 5) occurs at "
                 "positions 0 and 1 of [5, 5, 5]; only merging skips overlaps"
             )
+        elif len(ids) >= 2 and dict(Counter(itertools.pairwise(ids[:-1]))) == got:
+            hint = "the last pair (ids[-2], ids[-1]) is missing: loop over range(len(ids) - 1)"
+        elif set(got) == set(want) and all(v == 1 for v in got.values()):
+            hint = "count how many times each pair occurs, not only whether it occurs"
         elif n_pairs == len(ids) // 2 and n_pairs < len(ids) - 1:
             hint = (
                 "step by one, not by two: pairs at positions 0-1, 1-2, 2-3, … all count, "
                 "overlaps included"
             )
-        elif any((b, a) in want and (a, b) not in want for a, b in got):
-            hint = "keep the order of each pair: (ids[i], ids[i + 1]), left then right"
         else:
             hint = "there is one pair per adjacent position: len(ids) - 1 in all"
         fail(case, got, want, hint)
@@ -140,7 +140,9 @@ def check_merge(impl: Callable) -> None:
         if got == want:
             continue
         a, b = pair
-        if len(got) == len(want) - 1 and got == want[:-1]:
+        if got == ids:
+            hint = f"nothing was merged: replace each adjacent {pair} by {new_id}"
+        elif len(got) == len(want) - 1 and got == want[:-1]:
             hint = (
                 "the last id is missing: when the loop stops at len(ids) - 1, "
                 "append the final id if it was not part of a merged pair"
@@ -156,8 +158,6 @@ def check_merge(impl: Callable) -> None:
             hint = "occurrences must not overlap: skip both ids of a merged pair"
         elif got.count(new_id) < want.count(new_id) and len(got) > len(want):
             hint = "merge every occurrence of the pair, not only the first"
-        elif got == ids:
-            hint = f"nothing was merged: replace each adjacent {pair} by {new_id}"
         else:
             hint = "emit new_id for each (a, b) found and copy every other id, in order"
         fail(case, got, want, hint)
@@ -229,9 +229,7 @@ def check_train_bpe(impl: Callable) -> None:
         elif len(got) > len(want) and list(got.items())[: len(want)] == list(want.items()):
             hint = (
                 f"one merge too many: a vocabulary of {vocab_size} ids holds the 256 bytes and "
-                f"{vocab_size - 256} merges"
-                if len(want) == vocab_size - 256
-                else "stop when no pair is left (the text has become a single token)"
+                f"at most {vocab_size - 256} merges (fewer if the text becomes a single token)"
             )
         elif dict(got) == dict(want):
             hint = (
@@ -371,15 +369,9 @@ def check_get_batch(impl: Callable) -> None:
                     "draw a fresh, independent offset for every row: "
                     "torch.randint(…, (batch_size,), generator=generator)",
                 )
+        # (An offset past len(data) - block_size - 1 cannot get here: its y does not fit,
+        # and _call_batch names the valid range when torch.stack fails.)
         valid = range(n - T)
-        outside = sorted(set(offsets) - set(valid))
-        if outside:
-            fail(
-                f"offsets drawn by {case}",
-                outside,
-                f"offsets in 0 … {n - T - 1}",
-                "the last valid offset is len(data) - block_size - 1 so that y fits",
-            )
         missing = [i for i in valid if offsets[i] == 0]
         if missing:
             hint = (
@@ -407,14 +399,11 @@ def check_get_batch(impl: Callable) -> None:
             if not torch.equal(y, x + 1) or not torch.equal(x[:, 1:], x[:, :-1] + 1):
                 fail(c, (x.tolist(), y.tolist()), "windows of data and y = x shifted by one", None)
 
-        # The smallest corpus that works: one valid window, offset 0.
+        # The smallest corpus that works: one valid window, offset 0 (any other offset's y
+        # would not fit, so a result of the right shape is the right one).
         c = f"get_batch(torch.arange({T + 1}), block_size={T}, batch_size=3)"
         x, y = _call_batch(impl, torch.arange(T + 1), T, 3, torch.Generator().manual_seed(0), c)
         _check_shape_dtype(x, y, 3, T, c)
-        if x[:, 0].tolist() != [0, 0, 0]:
-            fail(
-                c, x[:, 0].tolist(), [0, 0, 0], "with len(data) = block_size + 1 only offset 0 fits"
-            )
 
     for bad_T, label in ((n, "len(data)"), (n + 5, "more than len(data)")):
         expect_raises(

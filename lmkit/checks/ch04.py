@@ -206,7 +206,10 @@ def _check_sdpa_case(impl: Callable, case: str, q, k, v, mask=None) -> None:
                 "overflows: subtract each row's maximum before exp (torch.softmax does)"
             )
         else:
-            hint = "check for divisions by zero or exp of large numbers"
+            hint = (
+                "a NaN comes from 0/0, 0 · inf or inf − inf: check your divisions, any "
+                "product with the -inf of masked scores, and exp of large numbers"
+            )
         raise AssertionError(f"{case}: the result contains NaN or inf.\nHint: {hint}")
     want_w = _torch_weights(q, k, mask)
     want_out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

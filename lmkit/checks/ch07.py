@@ -223,6 +223,7 @@ def _variant(
     eps_inside=False,
     decay_after=False,
     decay_no_lr=False,
+    no_decay=False,
 ):
     """Where a plausible *wrong* AdamW would leave the parameter — to name the mistake."""
     b1, b2 = betas
@@ -231,7 +232,7 @@ def _variant(
     for t, g in zip(range(1, steps + 1), grads, strict=False):
         if l2:
             g = g + weight_decay * p
-        elif not decay_after:
+        elif not decay_after and not no_decay:
             p = p * (1 - (1 if decay_no_lr else lr) * weight_decay)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
@@ -300,6 +301,11 @@ def check_adamw_step(impl: Callable) -> None:
                 (
                     "decay_no_lr",
                     "the decay factor is (1 − lr·weight_decay): it is scaled by the learning rate",
+                ),
+                (
+                    "no_decay",
+                    "the weight decay is missing: first p ← p·(1 − lr·weight_decay), then the "
+                    "Adam update",
                 ),
             ]:
                 if hint is None and torch.allclose(

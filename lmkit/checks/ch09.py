@@ -402,7 +402,7 @@ def _mlm_suspects(
             "(F.cross_entropy(..., ignore_index=-100)), do not score them as some token",
         ),
         (
-            per_row,
+            lambda: per_row(),
             "average over all the selected positions of the batch together, not per "
             "sequence and then over the sequences (sequences have different numbers of "
             "selected positions)",

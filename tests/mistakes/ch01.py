@@ -24,9 +24,13 @@ def _count(
     ln_bias_always=False,
     segments=True,
     pooler=True,
+    bias_always=False,
+    tie_always=False,
+    ln_per_block=2,
+    ffn_layers=2,
 ):
     d = cfg.n_embd
-    b = int(cfg.bias and biases)
+    b = 1 if bias_always else int(cfg.bias and biases)
     f = ffn_dim(cfg) if ffn_dim else cfg.ffn_dim
     lnb = 1 if ln_bias_always else b
     emb = (
@@ -34,11 +38,11 @@ def _count(
     ) * d
     ln = d + lnb * d
     attn = 3 * d * d + 3 * b * d + (d * d + b * d if out_proj else 0)
-    ffn = d * f + b * f + f * d + b * d
-    total = emb + cfg.n_layer * (attn + ffn + 2 * ln) + (ln if final_ln else 0)
+    ffn = d * f + b * f + (f * d + b * d if ffn_layers == 2 else 0)
+    total = emb + cfg.n_layer * (attn + ffn + ln_per_block * ln) + (ln if final_ln else 0)
     if cfg.pooler and pooler:
         total += d * d + b * d
-    if untie or not cfg.tied_head:
+    if untie or (not cfg.tied_head and not tie_always):
         total += cfg.vocab_size * d
     return total
 
@@ -66,6 +70,26 @@ MISTAKES = {
         ),
         ("forgets segment embeddings", lambda c: _count(c, segments=False), "segment"),
         ("forgets the pooler", lambda c: _count(c, pooler=False), "pooler"),
+        (
+            "counts biases whatever config.bias says",
+            lambda c: _count(c, bias_always=True),
+            "with bias=False no layer has a bias",
+        ),
+        (
+            "always ties the head",
+            lambda c: _count(c, tie_always=True),
+            "with tied_head=False the output head has its own V × d matrix",
+        ),
+        (
+            "one LayerNorm per block",
+            lambda c: _count(c, ln_per_block=1),
+            "each block has two LayerNorms",
+        ),
+        (
+            "a one-layer feed-forward network",
+            lambda c: _count(c, ffn_layers=1),
+            "the feed-forward network has two layers",
+        ),
         ("returns a float", lambda c: float(ref.count_parameters(c)), "should be a int"),
         ("returns millions", lambda c: ref.count_parameters(c) // 10**6, "build_torch_model"),
     ],
@@ -104,6 +128,29 @@ MISTAKES = {
             "drops the token embedding",
             lambda c, s=None: ref.flops_per_token(c, s) - 6 * c.vocab_size * c.n_embd,
             "keep the token embedding",
+        ),
+        (
+            "forward pass only, no attention term",
+            lambda c, s=None: (
+                2 * (ref.count_parameters(c) - (c.block_size + c.n_segments) * c.n_embd)
+            ),
+            "forward-only and no attention term",
+        ),
+        (
+            "attention term in n_embd instead of T",
+            lambda c, s=None: (
+                ref.flops_per_token(c, s)
+                - 12 * c.n_layer * c.n_embd * (s or c.block_size)
+                + 12 * c.n_layer * c.n_embd * c.n_embd
+            ),
+            "the attention term is 12 · n_layer · n_embd · T (sequence length), not · n_embd",
+        ),
+        (
+            "attention term counted once, not for forward and backward (6·L·d·T)",
+            lambda c, s=None: (
+                ref.flops_per_token(c, s) - 6 * c.n_layer * c.n_embd * (s or c.block_size)
+            ),
+            "training FLOPs per token = 6 × (parameters minus position/segment embeddings)",
         ),
         ("returns a float", lambda c, s=None: float(ref.flops_per_token(c, s)), "should be a int"),
     ],
@@ -147,6 +194,26 @@ MISTAKES = {
             "should raise ValueError",
         ),
         (
+            "no gradients counted",
+            lambda n, p="fp32": _mem(n, p, g={"fp32": 0, "bf16": 0, "mixed": 0}),
+            "every parameter has a gradient of the same dtype as the weights",
+        ),
+        (
+            "bf16 sized like fp32",
+            lambda n, p="fp32": ref.training_memory(n, "fp32" if p == "bf16" else p),
+            "in 'bf16' every tensor is bfloat16: 2 bytes, not 4",
+        ),
+        (
+            "fp32 gradients in mixed precision",
+            lambda n, p="fp32": _mem(n, p, g={"fp32": 4, "bf16": 2, "mixed": 4}),
+            "in mixed precision the gradients come out of a bf16 backward pass",
+        ),
+        (
+            "an fp32 copy of the gradients in the mixed-precision optimizer",
+            lambda n, p="fp32": _mem(n, p, opt={"fp32": 8, "bf16": 4, "mixed": 16}),
+            "'optimizer' should be 12 bytes per parameter for 'mixed'",
+        ),
+        (
             "float bytes",
             lambda n, p="fp32": {k: float(v) for k, v in ref.training_memory(n, p).items()},
             "should be a int",
@@ -155,11 +222,12 @@ MISTAKES = {
 }
 
 
-def _mem(n, p, *, w=None, opt=None):
+def _mem(n, p, *, w=None, g=None, opt=None):
     if p not in ref._BYTES:
         raise ValueError(p)
     bw, bg, bo = ref._BYTES[p]
     bw = w[p] if w else bw
+    bg = g[p] if g else bg
     bo = opt[p] if opt else bo
     return {
         "weights": bw * n,

@@ -11,7 +11,19 @@ from solutions import positions as ref
 # ------------------------------------------------------------- 3.1 sinusoidal_positions
 
 
-def _pe(T, d, *, start=0, pair_index=False, own_freq=False, swap=False, halves=False):
+def _pe(
+    T,
+    d,
+    *,
+    start=0,
+    pair_index=False,
+    own_freq=False,
+    swap=False,
+    halves=False,
+    multiply=False,
+    degrees=False,
+    base=10000,
+):
     """A vectorised sinusoidal table with one of the usual mistakes switched on."""
     pos = torch.arange(start, T + start, dtype=torch.float32)[:, None]
     col = torch.arange(d, dtype=torch.float32)
@@ -21,7 +33,9 @@ def _pe(T, d, *, start=0, pair_index=False, own_freq=False, swap=False, halves=F
         e = torch.div(col, 2, rounding_mode="floor") / d
     else:
         e = (col - col % 2) / d
-    angle = pos / 10000**e
+    angle = pos * base**e if multiply else pos / base**e
+    if degrees:  # "torch.sin wants degrees": the angle is taken as degrees and converted
+        angle = torch.deg2rad(angle)
     sin, cos = torch.sin(angle), torch.cos(angle)
     if halves:
         half = (d + 1) // 2
@@ -54,15 +68,29 @@ def _pe_even_only(T, d):
 # ---------------------------------------------------------------------- 3.2 apply_rope
 
 
-def _rope(x, positions, base=10000.0, *, halves=False, sign=1.0, pair_i=False, degrees=False):
+def _rope(
+    x,
+    positions,
+    base=10000.0,
+    *,
+    halves=False,
+    sign=1.0,
+    pair_i=False,
+    degrees=False,
+    no_freq=False,
+    swap_cos_sin=False,
+):
     D = x.shape[-1]
     if D % 2:
         raise ValueError("odd D")
     i = torch.arange(D // 2, dtype=torch.float32)
-    theta = sign * positions.float()[:, None] * base ** (-(i if pair_i else 2 * i) / D)
+    freq = torch.ones(D // 2) if no_freq else base ** (-(i if pair_i else 2 * i) / D)
+    theta = sign * positions.float()[:, None] * freq
     if degrees:
         theta = torch.deg2rad(theta)
     cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    if swap_cos_sin:
+        cos, sin = sin, cos
     if halves:
         x0, x1 = x[..., : D // 2], x[..., D // 2 :]
         return torch.cat((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
@@ -94,6 +122,17 @@ def _emb_by_token(self, idx):
     return self.tok(idx) + self.pos(idx)
 
 
+def _emb_tok_table_twice(self, idx):
+    return self.tok(idx) + self.tok(torch.arange(idx.shape[1]))  # self.tok where self.pos is meant
+
+
+def _emb_right_aligned(self, idx):
+    T = idx.shape[1]
+    if T > self.block_size:
+        raise ValueError(f"T={T} > block_size={self.block_size}")
+    return self.tok(idx) + self.pos(torch.arange(self.block_size - T, self.block_size))
+
+
 def _emb_scaled(self, idx):
     T = idx.shape[1]
     return self.tok(idx) * math.sqrt(self.n_embd) + self.pos(torch.arange(T))
@@ -116,6 +155,13 @@ MISTAKES = {
         ("cos column with its own exponent", lambda T, d: _pe(T, d, own_freq=True), "share"),
         ("sines then cosines", lambda T, d: _pe(T, d, halves=True), "interleave"),
         ("sin(pos/10000²)", _popular_wrong, "misreading"),
+        ("multiplies by 10000^(2i/d)", lambda T, d: _pe(T, d, multiply=True), "do not multiply"),
+        ("angles as degrees", lambda T, d: _pe(T, d, degrees=True), "the angles are in radians"),
+        (
+            "base 1000",
+            lambda T, d: _pe(T, d, base=1000),
+            "PE[pos, 2i] = sin(pos / 10000^(2i/d_model))",
+        ),
         ("crashes on odd d_model", _pe_even_only, "odd d_model"),
         (
             "returns float64",
@@ -129,6 +175,21 @@ MISTAKES = {
         ("exponent i/D", lambda x, p, b=10000.0: _rope(x, p, b, pair_i=True), "base^(-i/D)"),
         ("degrees", lambda x, p, b=10000.0: _rope(x, p, b, degrees=True), "radians"),
         (
+            "one angle for every pair",
+            lambda x, p, b=10000.0: _rope(x, p, b, no_freq=True),
+            "each pair i has its own frequency",
+        ),
+        (
+            "positions counted from 1",
+            lambda x, p, b=10000.0: _rope(x, p + 1, b),
+            "rotate by positions[t] itself",
+        ),
+        (
+            "cos and sin swapped in the rotation",
+            lambda x, p, b=10000.0: _rope(x, p, b, swap_cos_sin=True),
+            "rotate each interleaved pair (x[2i], x[2i+1]) by θ = positions[t] · base^(-2i/D)",
+        ),
+        (
             "ignores positions",
             lambda x, p, b=10000.0: _rope(x, torch.arange(x.shape[-2]), b),
             "use the positions",
@@ -141,7 +202,17 @@ MISTAKES = {
         ("positions from 1", _emb_from_one, "positions start at 0"),
         ("positions looked up by token id", _emb_by_token, "not by token id"),
         ("scaled by sqrt(d)", _emb_scaled, "no √n_embd scaling"),
-        ("no ValueError past block_size", _emb_no_length_check, "raise a ValueError"),
+        (
+            "no ValueError past block_size",
+            _emb_no_length_check,
+            "raise a ValueError that names T (17)",
+        ),
         ("concatenates", _emb_concat, "do not concatenate"),
+        ("self.tok for positions", _emb_tok_table_twice, "positions have their own table"),
+        (
+            "right-aligned positions",
+            _emb_right_aligned,
+            "output[b, t] = self.tok.weight[idx[b, t]]",
+        ),
     ],
 }

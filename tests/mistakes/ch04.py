@@ -24,6 +24,11 @@ MASKS = [
         lambda T: torch.full((T, T), float("-inf")).triu(1),
         "additive float mask",
     ),
+    (
+        "a sliding window of 3 keys",
+        lambda T: torch.ones(T, T).tril().bool() & ~torch.ones(T, T).tril(-3).bool(),
+        "mask[i, j] is True exactly where j <= i",
+    ),
 ]
 
 # ------------------------------------------------------- 4.2 scaled_dot_product_attention
@@ -69,59 +74,120 @@ def _sdpa_no_validation(q, k, v, mask=None):
     return _sdpa(q, k, v, mask, validate=False)
 
 
+def _sdpa_mask_twice(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:  # -inf where masked, then times the mask: 0 · (-inf) = NaN
+        scores = scores.masked_fill(~mask, float("-inf")) * mask
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
 def _sdpa_swapped(q, k, v, mask=None):
     out, weights = ref.scaled_dot_product_attention(q, k, v, mask)
     return weights, out
 
 
 # -------------------------------------------------------- 4.3 MultiHeadAttention.forward
+# Each is a whole forward as a learner writes it (chunk, einsum, softmax by hand), each with
+# one mistake, independent of the check's own suspects (lmkit/checks/ch04.py).
 
 
-def _forward(
-    self,
-    x,
-    mask=None,
-    *,
-    split="ok",
-    merge="ok",
-    proj=True,
-    causal=True,
-    order=(0, 1, 2),
-    scale_model=False,
-    use_mask=True,
-):
+def _attend(q, k, v, allowed, scale):
+    """softmax(q kᵀ · scale, masked) v, with einsum: (B, h, T, hd) in, (B, h, T, hd) out."""
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * scale
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), v)
+
+
+def _mask_for(self, T, mask):
+    if not self.causal:
+        return mask
+    c = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    return c if mask is None else mask & c
+
+
+def _mha_reshape_split(self, x, mask=None):
     B, T, C = x.shape
-    h, hd = self.n_heads, self.head_dim
-    qkv = self.qkv(x)
-    if split == "per_head":
-        q, k, v = qkv.view(B, T, h, 3 * hd).transpose(1, 2).split(hd, dim=-1)
-    else:
-        parts = qkv.split(C, dim=-1)
-        q, k, v = (parts[i] for i in order)
-        if split == "reshape":
-            q, k, v = (t.reshape(B, h, T, hd) for t in (q, k, v))
-        else:
-            q, k, v = (t.view(B, T, h, hd).transpose(1, 2) for t in (q, k, v))
-    m = mask if use_mask else None
-    if self.causal and causal:
-        c = ref.causal_mask(T)
-        m = c if m is None else m & c
-    if scale_model:
-        s = q @ k.transpose(-2, -1) / math.sqrt(C)
-        if m is not None:
-            s = s.masked_fill(~m, float("-inf"))
-        y = s.softmax(-1) @ v
-    else:
-        y, _ = ref.scaled_dot_product_attention(q, k, v, m)
-    y = y.transpose(1, 2).reshape(B, T, C) if merge == "ok" else y.reshape(B, T, C)
-    return self.proj(y) if proj else y
+    q, k, v = self.qkv(x).chunk(3, dim=-1)
+    q, k, v = (t.reshape(B, self.n_heads, T, self.head_dim) for t in (q, k, v))  # not a view
+    y = _attend(q, k, v, _mask_for(self, T, mask), self.head_dim**-0.5)
+    return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
-def _mha(**kw):
-    def forward(self, x, mask=None):
-        return _forward(self, x, mask, **kw)
+def _mha_reshape_merge(self, x, mask=None):
+    B, T, C = x.shape
+    q, k, v = self.qkv(x).chunk(3, dim=-1)
+    q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+    y = _attend(q, k, v, _mask_for(self, T, mask), self.head_dim**-0.5)
+    return self.proj(y.reshape(B, T, C))  # (B, h, T, hd) read as (B, T, C)
 
-    return forward
+
+def _mha_reshape_both(self, x, mask=None):
+    B, T, C = x.shape
+    q, k, v = (t.reshape(B, self.n_heads, T, -1) for t in self.qkv(x).chunk(3, dim=-1))
+    y = _attend(q, k, v, _mask_for(self, T, mask), self.head_dim**-0.5)
+    return self.proj(y.reshape(B, T, C))
+
+
+def _heads(self, t):
+    B, T, _ = t.shape
+    return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+
+def _merge(y):
+    B, h, T, hd = y.shape
+    return y.transpose(1, 2).contiguous().view(B, T, h * hd)
+
+
+def _mha_no_proj(self, x, mask=None):
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    return _merge(_attend(q, k, v, _mask_for(self, x.shape[1], mask), self.head_dim**-0.5))
+
+
+def _mha_never_causal(self, x, mask=None):
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    return self.proj(_merge(_attend(q, k, v, mask, self.head_dim**-0.5)))
+
+
+def _mha_kqv(self, x, mask=None):
+    k, q, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))  # Q and K swapped
+    return self.proj(
+        _merge(_attend(q, k, v, _mask_for(self, x.shape[1], mask), self.head_dim**-0.5))
+    )
+
+
+def _mha_qvk(self, x, mask=None):
+    q, v, k = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))  # K and V swapped
+    return self.proj(
+        _merge(_attend(q, k, v, _mask_for(self, x.shape[1], mask), self.head_dim**-0.5))
+    )
+
+
+def _mha_per_head_split(self, x, mask=None):
+    B, T, C = x.shape
+    qkv = self.qkv(x).view(B, T, self.n_heads, 3 * self.head_dim).transpose(1, 2)
+    q, k, v = qkv.chunk(3, dim=-1)  # each head's slice of the whole qkv, not Q | K | V
+    return self.proj(_merge(_attend(q, k, v, _mask_for(self, T, mask), self.head_dim**-0.5)))
+
+
+def _mha_model_scale(self, x, mask=None):
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    scale = 1 / math.sqrt(self.d_model)  # the width of the model, not of a head
+    return self.proj(_merge(_attend(q, k, v, _mask_for(self, x.shape[1], mask), scale)))
+
+
+def _mha_ignores_mask(self, x, mask=None):
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    allowed = _mask_for(self, x.shape[1], None)  # the padding mask is dropped
+    return self.proj(_merge(_attend(q, k, v, allowed, self.head_dim**-0.5)))
+
+
+def _mha_one_head(self, x, mask=None):
+    T = x.shape[1]
+    q, k, v = (t.unsqueeze(1) for t in self.qkv(x).chunk(3, dim=-1))  # one head, d_model wide
+    y = _attend(q, k, v, _mask_for(self, T, mask), self.d_model**-0.5)
+    return self.proj(y.squeeze(1))
 
 
 MISTAKES = {
@@ -162,16 +228,20 @@ MISTAKES = {
             "uniform",
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
+        ("masks by -inf and by multiplying", _sdpa_mask_twice, "0 · inf or inf − inf"),
         ("accepts a float mask", _sdpa_no_validation, "raise a TypeError for a float mask"),
     ],
     "4.3": [
-        ("split heads by bare reshape", _mha(split="reshape"), "split the heads with .view"),
-        ("merge heads by bare reshape", _mha(merge="reshape"), "merge the heads with"),
-        ("no output projection", _mha(proj=False), "output projection self.proj"),
-        ("ignores self.causal", _mha(causal=False), "self.causal is True"),
-        ("K, Q, V order", _mha(order=(1, 0, 2)), "Q, K, V in that order"),
-        ("per-head QKV split", _mha(split="per_head"), "three d_model-wide chunks"),
-        ("scales by √d_model", _mha(scale_model=True), "not 1/√d_model"),
-        ("ignores the mask argument", _mha(use_mask=False), "use the mask argument"),
+        ("split heads by bare reshape", _mha_reshape_split, "split the heads with .view"),
+        ("merge heads by bare reshape", _mha_reshape_merge, "merge the heads with"),
+        ("split and merge by bare reshapes", _mha_reshape_both, "bare reshapes mix tokens"),
+        ("no output projection", _mha_no_proj, "output projection self.proj"),
+        ("ignores self.causal", _mha_never_causal, "self.causal is True"),
+        ("K, Q, V order", _mha_kqv, "Q, K, V in that order"),
+        ("Q, V, K order", _mha_qvk, "Q, K, V in that order"),
+        ("per-head QKV split", _mha_per_head_split, "three d_model-wide chunks"),
+        ("scales by √d_model", _mha_model_scale, "not 1/√d_model"),
+        ("ignores the mask argument", _mha_ignores_mask, "use the mask argument"),
+        ("a single head", _mha_one_head, "split into n_heads heads of head_dim"),
     ],
 }

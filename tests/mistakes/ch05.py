@@ -60,6 +60,34 @@ def in_float64(x, weight, bias, eps=1e-5):
     return ref.layer_norm(x.double(), weight.double(), None if bias is None else bias.double(), eps)
 
 
+def no_eps(x, weight, bias, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    y = (x - mean) / (x - mean).pow(2).mean(dim=-1, keepdim=True).sqrt()
+    return y * weight + (0 if bias is None else bias)
+
+
+def whole_tensor(x, weight, bias, eps=1e-5):
+    y = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + eps)  # no dim=-1
+    return y * weight + (0 if bias is None else bias)
+
+
+def no_gain(x, weight, bias, eps=1e-5):
+    y = _ln(x, weight, bias, eps, affine=False)
+    return y + (0 if bias is None else bias)
+
+
+def no_shift(x, weight, bias, eps=1e-5):
+    return _ln(x, weight, bias, eps, affine=False) * weight
+
+
+def shift_then_gain(x, weight, bias, eps=1e-5):
+    return (_ln(x, weight, bias, eps, affine=False) + (0 if bias is None else bias)) * weight
+
+
+def divides_by_variance(x, weight, bias, eps=1e-5):
+    return _ln(x, weight, bias, eps, root=lambda v, e: v + e)  # forgot the square root
+
+
 # ------------------------------------------------------------ 5.2 FeedForward.forward
 
 
@@ -100,6 +128,23 @@ def dropout_on_hidden(self, x):
 
 def no_dropout(self, x):
     return self.proj(F.gelu(self.fc(x), approximate=self.approximate))
+
+
+def sigmoid_gelu(self, x):
+    h = self.fc(x)
+    return self.dropout(self.proj(h * torch.sigmoid(1.702 * h)))
+
+
+def gelu_after_proj(self, x):
+    return self.dropout(F.gelu(self.proj(self.fc(x)), approximate=self.approximate))
+
+
+def residual_inside(self, x):
+    return x + self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
+
+
+def tanh_activation(self, x):
+    return self.dropout(self.proj(torch.tanh(self.fc(x))))  # tanh itself, not GELU's tanh form
 
 
 # ----------------------------------------------------------------- 5.3 Block.forward
@@ -196,6 +241,13 @@ def ignores_mask(self, x, mask=None):
     return ref.Block.forward(self, x)
 
 
+def parallel_branches(self, x, mask=None):
+    attn, ln1, ln2, ffn = _pieces(self, mask)
+    if self.norm_first:  # GPT-J's parallel block: both branches read the same x
+        return x + attn(ln1(x)) + ffn(ln2(x))
+    return ln2(x + attn(x) + ffn(x))
+
+
 def no_mask_argument(self, x):
     return ref.Block.forward(self, x)
 
@@ -208,7 +260,17 @@ MISTAKES = {
         ("forgets weight and bias", no_affine, "weight and bias are missing"),
         ("one-pass variance E[x²] − E[x]²", one_pass_variance, "E[x²] − E[x]²"),
         ("adds bias even when it is None", bias_not_optional, "bias may be None"),
-        ("ignores the eps argument", fixed_eps, "use the eps argument"),
+        ("ignores the eps argument", fixed_eps, "not a fixed 1e-5"),
+        ("no eps", no_eps, "not no eps at all"),
+        ("normalises over the whole tensor", whole_tensor, "normalises over the whole tensor"),
+        ("forgets the weight", no_gain, "multiply by weight (the gain γ)"),
+        ("forgets the bias", no_shift, "add bias (the shift β)"),
+        ("adds bias before multiplying", shift_then_gain, "first multiply by weight, then add"),
+        (
+            "divides by the variance",
+            divides_by_variance,
+            "compare with torch.nn.functional.layer_norm",
+        ),
         ("returns float64", in_float64, "should have dtype torch.float32 (the input"),
     ],
     "5.2": [
@@ -217,6 +279,10 @@ MISTAKES = {
         ("ignores approximate='tanh'", always_exact, "approximate=self.approximate"),
         ("forgets the second projection", no_second_projection, "apply self.proj"),
         ("no activation", no_activation, "GELU between the two Linear layers is missing"),
+        ("x · sigmoid(1.702 x)", sigmoid_gelu, "another approximation of GELU"),
+        ("GELU after the second layer", gelu_after_proj, "not after self.proj"),
+        ("residual inside the FFN", residual_inside, "no residual inside the FFN"),
+        ("tanh as the activation", tanh_activation, "dropout(proj(gelu(fc(x))))"),
         ("assumes a (B, T, C) input", flattens_batch, "no reshape is needed"),
         ("dropout on in eval mode", dropout_always_on, "dropout is on in eval mode"),
         ("dropout on the hidden layer", dropout_on_hidden, "dropout goes last"),
@@ -232,6 +298,11 @@ MISTAKES = {
         ("inverted mask", inverted_mask, "the mask is inverted"),
         ("residual of ln(x)", residual_of_normed, "not to ln(x)"),
         ("ignores the padding mask", ignores_mask, "mask argument was ignored"),
+        (
+            "parallel attention and FFN",
+            parallel_branches,
+            "compare with the docstring step by step",
+        ),
         ("forward without a mask argument", no_mask_argument, "forward takes (x, mask=None)"),
     ],
 }

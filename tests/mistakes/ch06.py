@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -54,6 +56,16 @@ def _no_checks(logits, targets):
     )
 
 
+def _bits(logits, targets):
+    _shapes(logits, targets)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten()) / math.log(2)
+
+
+def _transposed_targets(logits, targets):
+    _shapes(logits, targets)
+    return F.cross_entropy(logits.flatten(0, 1), targets.T.flatten())  # (T, B) order
+
+
 def _per_position(logits, targets):
     _shapes(logits, targets)
     return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
@@ -67,7 +79,13 @@ MISTAKES = {
         ("softmax().log() underflows", _naive, "log_softmax"),
         ("exp() overflows", _naive_exp, "log_softmax"),
         ("returns a detached tensor", _item, "not differentiable"),
-        ("no shape checks", _no_checks, "ValueError"),
+        ("no shape checks", _no_checks, "raise a ValueError naming the expected ones"),
+        ("in bits", _bits, "natural logarithm (nats), not bits"),
+        (
+            "targets flattened time-major",
+            _transposed_targets,
+            "flatten logits and targets in the same order",
+        ),
         ("per-position losses", _per_position, "average over batch *and* time"),
     ],
 }

@@ -77,6 +77,24 @@ def _clip_copy(parameters, max_norm):
     return total
 
 
+def _clip_squared(parameters, max_norm):
+    ps = [p for p in parameters if p.grad is not None]
+    total = sum((p.grad**2).sum() for p in ps)  # the square root is missing
+    if total > max_norm:
+        for p in ps:
+            p.grad.mul_(max_norm / (total + 1e-6))
+    return total
+
+
+def _clip_inverted_ratio(parameters, max_norm):
+    ps = [p for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ps]))
+    if total > max_norm:
+        for p in ps:
+            p.grad.mul_(total / max_norm)  # upside down
+    return total
+
+
 def _clip_sum_of_norms(parameters, max_norm):
     ps = [p for p in parameters if p.grad is not None]
     total = sum(p.grad.norm() for p in ps)
@@ -135,6 +153,47 @@ def _adamw_decay_without_lr(
     ref.adamw_step(params, grads, ms, vs, step, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
 
 
+@torch.no_grad()
+def _adamw_m_rebound(
+    params, grads, ms, vs, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01
+):
+    b1, b2 = betas
+    for p, g, m, v in zip(params, grads, ms, vs, strict=True):
+        p.mul_(1 - lr * weight_decay)
+        m = b1 * m + (1 - b1) * g  # a new tensor: the caller's m stays zero
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        p.addcdiv_(m / (1 - b1**step), (v / (1 - b2**step)).sqrt() + eps, value=-lr)
+
+
+@torch.no_grad()
+def _adamw_v_of_m(
+    params, grads, ms, vs, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01
+):
+    b1, b2 = betas
+    for p, g, m, v in zip(params, grads, ms, vs, strict=True):
+        p.mul_(1 - lr * weight_decay)
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(m, m, value=1 - b2)  # the square of m, not of g
+        p.addcdiv_(m / (1 - b1**step), (v / (1 - b2**step)).sqrt() + eps, value=-lr)
+
+
+@torch.no_grad()
+def _adamw_no_decay(params, grads, ms, vs, step, *, lr, betas=(0.9, 0.999), eps=1e-8, **_):
+    ref.adamw_step(params, grads, ms, vs, step, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
+
+
+@torch.no_grad()
+def _adamw_ascent(
+    params, grads, ms, vs, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01
+):
+    b1, b2 = betas
+    for p, g, m, v in zip(params, grads, ms, vs, strict=True):
+        p.mul_(1 - lr * weight_decay)
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        p.addcdiv_(m / (1 - b1**step), (v / (1 - b2**step)).sqrt() + eps, value=lr)  # + not −
+
+
 def _adamw_rebinding(params, grads, ms, vs, step, **hp):
     params = [p.clone() for p in params]  # updates a copy: the caller sees nothing
     ref.adamw_step(params, grads, ms, vs, step, **hp)
@@ -148,6 +207,24 @@ MISTAKES = {
             "step 0 must already train",
         ),
         ("decays to zero", lambda s, **k: _lr(s, **k, decay=_cos_to_zero), "not to 0"),
+        (
+            "warmup divided by warmup_steps + 1",
+            lambda s, **k: _lr(s, **k, warm=lambda s, hi, w: hi * (s + 1) / (w + 1)),
+            "divide by warmup_steps, so that step warmup_steps − 1 reaches max_lr",
+        ),
+        (
+            "a whole cosine period",
+            lambda s, **k: _lr(
+                s,
+                **k,
+                decay=lambda s, hi, lo, w, n: (
+                    lo
+                    if s >= n
+                    else lo + (hi - lo) * 0.5 * (1 + math.cos(2 * math.pi * (s - w) / (n - w)))
+                ),
+            ),
+            "use half a cosine period",
+        ),
         (
             "cosine over the whole run",
             lambda s, **k: _lr(s, **k, decay=_cos_whole_run),
@@ -181,7 +258,13 @@ MISTAKES = {
         ("returns the norm after clipping", _clip_after, "before* clipping"),
         ("clips each parameter separately", _clip_each, "global"),
         ("always rescales", _clip_always, "never scale gradients up"),
-        ("not in place", _clip_copy, "in place"),
+        ("not in place", _clip_copy, "modify the gradients in place (p.grad.mul_"),
+        ("squared norm", _clip_squared, "take the square root"),
+        (
+            "scales by norm / max_norm",
+            _clip_inverted_ratio,
+            "scale every gradient by max_norm / (norm",
+        ),
         ("sum of norms", _clip_sum_of_norms, "not the sum of the per-parameter norms"),
         ("crashes on a missing grad", _clip_no_none, "skip parameters whose .grad is None"),
     ],
@@ -190,6 +273,10 @@ MISTAKES = {
         ("no bias correction", _adamw_no_bias_correction, "bias-correct"),
         ("eps inside the square root", _adamw_eps_inside, "after the square root"),
         ("decay not scaled by lr", _adamw_decay_without_lr, "scaled by the learning rate"),
-        ("rebinds instead of updating in place", _adamw_rebinding, "in place"),
+        ("rebinds instead of updating in place", _adamw_rebinding, "the parameters did not change"),
+        ("rebinds m", _adamw_m_rebound, "the first moment m is wrong or not updated in place"),
+        ("v from m", _adamw_v_of_m, "of the raw gradient, not of m"),
+        ("no weight decay", _adamw_no_decay, "the weight decay is missing"),
+        ("gradient ascent", _adamw_ascent, "compare your update with the four steps"),
     ],
 }

@@ -284,7 +284,7 @@ MISTAKES = {
         ("mean per sequence, then over sequences", _per_sequence, "not per sequence"),
         ("gathers at -100", _manual_gather, "ignore_index=-100"),
         ("-100 clamped to token 0", _clamped_labels, "do not score them"),
-        ("no shape checks", _no_checks, "ValueError"),
+        ("no shape checks", _no_checks, "raise a ValueError naming the expected ones"),
     ],
     "9.3": [
         ("no LayerNorm", _no_layer_norm, "LayerNorm after the sum, before dropout"),
