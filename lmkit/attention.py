@@ -76,7 +76,17 @@ def check_attention_inputs(
             "for a 0/1 mask use mask.bool(), for an additive float mask use mask == 0"
         )
     T_q, T_k = q.shape[-2], k.shape[-2]
-    scores_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (T_q, T_k)
+    batch = q.shape[:-2]
+    if k.shape[:-2] != batch:
+        batch = torch.broadcast_shapes(batch, k.shape[:-2])
+    scores_shape = batch + (T_q, T_k)
+    # This runs in every attention call: settle the usual case (a mask whose dimensions are
+    # 1 or the scores' own) without torch.broadcast_shapes, which costs ~20 µs of Python.
+    extra = len(scores_shape) - mask.dim()
+    if extra >= 0 and all(
+        m == 1 or m == s for m, s in zip(mask.shape, scores_shape[extra:], strict=True)
+    ):
+        return
     try:
         if torch.broadcast_shapes(mask.shape, scores_shape) != scores_shape:
             raise RuntimeError
