@@ -181,8 +181,6 @@ def exercise(exercise_id: str) -> Callable[[Callable], Callable]:
                     return ex.reference()(*args, **kwargs)
             return ex.learner(*args, **kwargs)
 
-        dispatch.exercise_id = exercise_id  # type: ignore[attr-defined]
-        dispatch.learner = func  # type: ignore[attr-defined]
         return dispatch
 
     return decorate
