@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,6 +21,9 @@ from lmkit.block import Block, LayerNorm
 from lmkit.config import PRESETS, TransformerConfig
 from lmkit.loss import lm_loss
 from lmkit.positions import Embeddings
+
+if TYPE_CHECKING:  # transformers is imported only where GPT-2 weights are loaded
+    from transformers import GPT2LMHeadModel
 
 __all__ = ["GPT", "GPTConfig", "KVCache"]
 
@@ -218,7 +222,7 @@ class GPT(nn.Module):
         return mapping
 
     @classmethod
-    def from_hf(cls, hf_model, **overrides) -> GPT:
+    def from_hf(cls, hf_model: GPT2LMHeadModel, **overrides) -> GPT:
         """A GPT with the weights of a ``transformers.GPT2LMHeadModel`` (same logits)."""
         c = hf_model.config
         if getattr(c, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
