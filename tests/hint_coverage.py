@@ -45,7 +45,8 @@ class Hint:
     line: int  # the first line of the statement that carries it
     end: int
     text: str  # constant pieces joined by "…" where the f-string formats a value
-    key: str  # the longest constant piece: what an emitted message must contain
+    key: str  # the longest constant piece an emitted message must contain; "" when the text
+    # is a variable's ("Hint: {hint}"): then only the line is proven, it must run
 
 
 def _pieces(node: ast.AST) -> list[str]:
@@ -121,6 +122,7 @@ def hints_in(path: Path) -> list[Hint]:
         return n
 
     marked: list[tuple[ast.AST, list[str]]] = []  # (string node, its hint pieces)
+    line_only: set[int] = set()  # indices into marked of "Hint: {variable}" messages
 
     def mark(expr: ast.AST) -> None:
         for s in _strings(expr):
@@ -135,7 +137,12 @@ def hints_in(path: Path) -> list[Hint]:
             whole = "\x00".join(pieces)
             if "Hint:" in whole:
                 after = whole.split("Hint:", 1)[1]
-                marked.append((node, after.split("\x00")))
+                pieces = after.split("\x00")
+                if max(len(p.strip()) for p in pieces) < MIN_FRAGMENT and len(pieces) > 1:
+                    # "Hint: {name}": the text is elsewhere; this line must still be reached.
+                    pieces = [f"Hint: {{{ast.unparse(node.values[-1].value)}}}", ""]
+                    line_only.add(len(marked))
+                marked.append((node, pieces))
         # 2. hint = …, HINT_X = …, hints = {…}
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -166,16 +173,16 @@ def hints_in(path: Path) -> list[Hint]:
                     mark(v)
 
     hints: dict[tuple[int, str], Hint] = {}
-    for node, pieces in marked:
+    for i, (node, pieces) in enumerate(marked):
         pieces = [p.strip() for p in pieces]
         key = max(pieces, key=len, default="")
-        if len(key) < MIN_FRAGMENT:
+        if len(key) < MIN_FRAGMENT and i not in line_only:
             continue
         stmt = statement(node)
         text = " … ".join(p for p in pieces if p)
-        hints[(node.lineno, key)] = Hint(
-            rel, stmt.lineno, stmt.end_lineno or stmt.lineno, text, key
-        )
+        end = stmt.end_lineno or stmt.lineno
+        key = "" if i in line_only else key
+        hints[(node.lineno, key)] = Hint(rel, stmt.lineno, end, text, key)
     return sorted(hints.values(), key=lambda h: h.line)
 
 
@@ -225,10 +232,11 @@ def main() -> int:
         carried: set[int] = set()
         for h in hints:
             carried |= set(range(h.line, h.end + 1))
-            if h.key not in shown:
+            if h.key and h.key not in shown:
                 unreached.append((h, "never shown to a recorded mistake"))
             elif h.line in missing or h.line in targets:
-                unreached.append((h, "its text is shown, but not from this line"))
+                why = "its text is shown, but not from this line" if h.key else "never run"
+                unreached.append((h, why))
         src = path.read_text().splitlines()
         for n in sorted(missing | targets):
             if n not in carried and re.search(r"raise AssertionError|fail\(", src[n - 1]):

@@ -180,14 +180,8 @@ def check_mean_pool(impl: Callable) -> None:
     hidden, mask = _pool_case(3, 3, 4, 5, [2, 0, 4])
     case = "mean_pool(hidden (3, 4, 5), row 1 all padding) in a backward pass"
     h = hidden.clone().requires_grad_(True)
-    got = call(
-        case,
-        impl,
-        h,
-        mask.clone(),
-        hint="hidden requires a gradient here: do not modify it in place (hidden[~mask] = 0); "
-        "multiply by the mask instead",
-    )
+    # (The same inputs as case 4 above, which ran without a crash and left them intact.)
+    got = call(case, impl, h, mask.clone())
     if not isinstance(got, torch.Tensor) or not got.requires_grad:
         raise AssertionError(
             f"{case}: the result is not connected to hidden, so the encoder gets no gradient."
@@ -409,8 +403,8 @@ def check_lora_forward(impl: Callable) -> None:
         compare(f"{case}: the gradient of self.{name}", have, expect, [], HINT_LORA)
     if layer.base.weight.grad is not None or layer.base.weight.requires_grad:
         raise AssertionError(
-            f"{case}: the frozen base weight received a gradient.\nHint: the base layer "
-            "stays frozen: do not change requires_grad in forward"
+            f"{case}: the frozen base weight received a gradient: the base layer must stay "
+            "frozen, and forward must not change requires_grad"
         )
     if x.grad is None:
         raise AssertionError(
@@ -676,7 +670,7 @@ def _check_adapted(
     if extra:
         raise AssertionError(
             f"{case}: {extra[0]!r} is a LoRALinear, but it does not end with any of the "
-            f"targets.\nHint: {HINT_SUFFIX}"
+            "targets (and was no module of the model before)"
         )
     # 3. Each wraps the original layer, untouched, with r, alpha and dropout as passed.
     for name in expected:

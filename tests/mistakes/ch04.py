@@ -82,6 +82,34 @@ def _sdpa_mask_twice(q, k, v, mask=None):
     return weights @ v, weights
 
 
+def _sdpa_keys_times_queries(q, k, v, mask=None):
+    ref.check_attention_inputs(q, k, v, mask)
+    scores = k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (T_k, T_q): the wrong way round
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    return weights @ v, weights
+
+
+def _sdpa_transposed_product(q, k, v, mask=None):
+    out, weights = ref.scaled_dot_product_attention(q, k, v, mask)
+    return weights.transpose(-2, -1) @ v, weights
+
+
+def _sdpa_only_dtype_checked(q, k, v, mask=None):
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError("the mask must be torch.bool")
+    return _sdpa(q, k, v, mask, validate=False)  # q/k widths and the mask's shape unchecked
+
+
+def _sdpa_mask_shape_unchecked(q, k, v, mask=None):
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError("the mask must be torch.bool")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)}: different d")
+    return _sdpa(q, k, v, mask, validate=False)
+
+
 def _sdpa_swapped(q, k, v, mask=None):
     out, weights = ref.scaled_dot_product_attention(q, k, v, mask)
     return weights, out
@@ -92,12 +120,12 @@ def _sdpa_swapped(q, k, v, mask=None):
 # one mistake, independent of the check's own suspects (lmkit/checks/ch04.py).
 
 
-def _attend(q, k, v, allowed, scale):
+def _attend(q, k, v, allowed, scale, dim=-1):
     """softmax(q kᵀ · scale, masked) v, with einsum: (B, h, T, hd) in, (B, h, T, hd) out."""
     scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * scale
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=-1), v)
+    return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(dim=dim).nan_to_num(), v)
 
 
 def _mask_for(self, T, mask):
@@ -183,6 +211,12 @@ def _mha_ignores_mask(self, x, mask=None):
     return self.proj(_merge(_attend(q, k, v, allowed, self.head_dim**-0.5)))
 
 
+def _mha_softmax_over_queries(self, x, mask=None):
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    allowed = _mask_for(self, x.shape[1], mask)
+    return self.proj(_merge(_attend(q, k, v, allowed, self.head_dim**-0.5, dim=-2)))
+
+
 def _mha_one_head(self, x, mask=None):
     T = x.shape[1]
     q, k, v = (t.unsqueeze(1) for t in self.qkv(x).chunk(3, dim=-1))  # one head, d_model wide
@@ -229,6 +263,10 @@ MISTAKES = {
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
         ("masks by -inf and by multiplying", _sdpa_mask_twice, "0 · inf or inf − inf"),
+        ("k @ qᵀ", _sdpa_keys_times_queries, "weights = softmax(q @ kᵀ / √d) over the last"),
+        ("weightsᵀ @ v", _sdpa_transposed_product, "out = weights @ v"),
+        ("q and k widths unchecked", _sdpa_only_dtype_checked, "naming both shapes"),
+        ("mask shape unchecked", _sdpa_mask_shape_unchecked, "naming the expected shape"),
         ("accepts a float mask", _sdpa_no_validation, "raise a TypeError for a float mask"),
     ],
     "4.3": [
@@ -243,5 +281,6 @@ MISTAKES = {
         ("scales by √d_model", _mha_model_scale, "not 1/√d_model"),
         ("ignores the mask argument", _mha_ignores_mask, "use the mask argument"),
         ("a single head", _mha_one_head, "split into n_heads heads of head_dim"),
+        ("softmax over the queries", _mha_softmax_over_queries, "qkv → split heads"),
     ],
 }

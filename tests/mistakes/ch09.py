@@ -7,6 +7,8 @@ They are built from plain torch and the reference pieces (never the lmkit stubs:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +41,16 @@ def _mask(
     unpack_bt=False,
     zero_labels=False,
     label_only_masked=False,
+    float_labels=False,
+    fill=-100,
+    flag_labels=False,
+    independent_mask=False,
+    randint_high=None,
+    at_least_one=False,
+    span2=False,
+    no_random=False,
+    no_keep=False,
+    swap_thresholds=False,
 ):
     """The 80/10/10 corruption with one of the usual mistakes switched on."""
     if unpack_bt:
@@ -46,8 +58,18 @@ def _mask(
     p = mask_prob if fixed_prob is None else fixed_prob
     u = torch.rand(ids.shape, generator=generator)
     selected = (u >= p) if inverted else (u < p)
+    if span2:  # span masking: each selected position takes its right neighbour along
+        selected = selected | torch.roll(selected, 1, dims=-1)
     if special_mask is not None and not ignore_special:
         selected &= ~special_mask
+    if at_least_one:  # "every sequence must have a prediction": force one when none is drawn
+        free = torch.ones_like(ids, dtype=torch.bool) if special_mask is None else ~special_mask
+        first = torch.zeros_like(selected)
+        first.view(-1, ids.shape[-1])[:, :].scatter_(
+            -1, free.view(-1, ids.shape[-1]).float().argmax(-1, keepdim=True), True
+        )
+        empty = ~selected.any(-1, keepdim=True)
+        selected = selected | (first & empty)
     inputs = ids if in_place else ids.clone()
     original = ids.clone()
     v = torch.rand(ids.shape, generator=generator)
@@ -55,10 +77,20 @@ def _mask(
         random_ids = torch.randint(vocab_size, (1,), generator=generator).expand(ids.shape)
     elif global_random_ids:
         random_ids = torch.randint(vocab_size, ids.shape)
+    elif randint_high is not None:
+        random_ids = torch.randint(1, randint_high(vocab_size), ids.shape, generator=generator)
     else:
         random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
-    masked = selected if all_mask else selected & (v < 0.8)
-    if random_given_rest is not None:  # a second draw for the positions not masked
+    masked = selected if all_mask else selected & (v < (0.1 if swap_thresholds else 0.8))
+    if independent_mask:  # a second, independent draw decides [MASK]: not within the selection
+        masked = torch.rand(ids.shape, generator=generator) < 0.8 * p
+    if no_random:
+        swap = torch.zeros_like(selected)
+    elif no_keep:
+        swap = selected & ~masked
+    elif swap_thresholds:
+        swap = selected & (v >= 0.1) & (v < 0.9)
+    elif random_given_rest is not None:  # a second draw for the positions not masked
         w = torch.rand(ids.shape, generator=generator)
         swap = selected & ~masked & (w < random_given_rest)
     elif random_everywhere:
@@ -67,8 +99,13 @@ def _mask(
         swap = selected & ~masked & (v < 0.9)
     inputs[masked] = mask_id
     inputs[swap] = random_ids[swap]
-    fill = 0 if zero_labels else -100
-    if label_everything:
+    fill = 0 if zero_labels else fill
+    if float_labels:
+        labels = torch.full(ids.shape, -100.0)  # float32
+        labels[selected] = original[selected].float()
+    elif flag_labels:  # 1 = "this position was selected", as in replaced-token detection
+        labels = torch.where(selected, 1, -100)
+    elif label_everything:
         labels = original.clone()
     elif label_only_masked:
         labels = torch.where(masked, original, torch.full_like(ids, fill))
@@ -91,6 +128,18 @@ def _variant(**flags):
         )
 
     return impl
+
+
+def _flat(ids, *, mask_id, vocab_size, special_mask=None, mask_prob=0.15, generator=None):
+    special = None if special_mask is None else special_mask.flatten()
+    return ref_mask_tokens(  # works on the flattened ids and forgets to reshape back
+        ids.flatten(),
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+        special_mask=special,
+        mask_prob=mask_prob,
+        generator=generator,
+    )
 
 
 def _reseeds(ids, *, mask_id, vocab_size, special_mask=None, mask_prob=0.15, generator=None):
@@ -129,6 +178,16 @@ def _nan_when_empty(logits, labels):
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
+def _where_after_dividing(logits, labels):
+    _shapes(logits, labels)
+    sel = labels != -100
+    logp = torch.log_softmax(logits, dim=-1)
+    total = -(logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * sel).sum()
+    count = sel.sum()
+    # 0.0 when nothing is selected, but the 0/0 of the other branch is still in the graph
+    return torch.where(count > 0, total / count, total * 0.0)
+
+
 def _float_zero_when_empty(logits, labels):
     _shapes(logits, labels)
     if not (labels != -100).any():
@@ -161,6 +220,10 @@ def _manual_gather(logits, labels):
 def _clamped_labels(logits, labels):
     _shapes(logits, labels)
     return F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten())
+
+
+def _bits(logits, labels):
+    return ref_mlm_loss(logits, labels) / math.log(2)
 
 
 def _no_checks(logits, labels):
@@ -247,6 +310,44 @@ def _no_segment_shape_check(self, idx, segments=None):
     return self.drop(_ln(self, x))
 
 
+def _always_segment_zero(self, idx, segments=None):
+    t, p, _ = _parts(self, idx, segments)
+    return self.drop(_ln(self, t + p + self.seg(torch.zeros_like(idx))))
+
+
+def _segments_after_ln(self, idx, segments=None):
+    t, p, s = _parts(self, idx, segments)
+    return self.drop(_ln(self, t + p) + s)
+
+
+def _concatenates(self, idx, segments=None):
+    t, p, s = _parts(self, idx, segments)
+    return self.drop(torch.cat((t, p.expand_as(t), s), dim=-1))
+
+
+def _ln_without_affine(self, idx, segments=None):
+    t, p, s = _parts(self, idx, segments)
+    return self.drop(F.layer_norm(t + p + s, (self.n_embd,), eps=self.ln.eps))
+
+
+def _dropout_unscaled(self, idx, segments=None):
+    t, p, s = _parts(self, idx, segments)
+    x = _ln(self, t + p + s)
+    if self.training:  # zeroes values but forgets to scale the rest by 1 / (1 - p)
+        x = x * (torch.rand_like(x) >= self.drop.p)
+    return x
+
+
+def _no_dim_check(self, idx, segments=None):
+    T = idx.shape[-1]
+    if T > self.block_size:
+        raise ValueError(f"T={T} > block_size={self.block_size}")
+    segments = torch.zeros_like(idx) if segments is None else segments
+    if segments.shape != idx.shape:
+        raise ValueError("segments must have the shape of idx")
+    return self.drop(_ln(self, self.tok(idx) + self.pos(torch.arange(T)) + self.seg(segments)))
+
+
 def _positions_from_one(self, idx, segments=None):
     t, _, s = _parts(self, idx, segments)
     T = idx.shape[1]
@@ -274,17 +375,59 @@ MISTAKES = {
         ("P(random | not masked) = 0.1", _variant(random_given_rest=0.1), "not 0.1"),
         ("labels only where [MASK]", _variant(label_only_masked=True), "not only those that"),
         ("assumes (B, T) ids", _variant(unpack_bt=True), "any shape"),
+        ("returns flattened tensors", _flat, "never unpack B, T = ids.shape"),
+        ("float labels", _variant(float_labels=True), "torch.full_like(ids, -100)"),
+        ("-1 for positions not selected", _variant(fill=-1), "labels are -100 at non-selected"),
+        (
+            "labels say 'selected' (1)",
+            _variant(flag_labels=True),
+            "the original id at selected ones",
+        ),
+        (
+            "[MASK] drawn apart from the selection",
+            _variant(independent_mask=True),
+            "must be the selected ones",
+        ),
+        (
+            "random ids from 1 … vocab_size",
+            _variant(randint_high=lambda v: v + 1),
+            "the upper bound is exclusive",
+        ),
+        (
+            "at least one position per sequence",
+            _variant(at_least_one=True),
+            "mask_prob=0 selects none",
+        ),
+        ("spans of two", _variant(span2=True), "select each non-special position independently"),
+        (
+            "labels only where [MASK], no random ids",
+            _variant(label_only_masked=True, no_random=True),
+            "not only those that became [MASK]",
+        ),
+        ("no random ids", _variant(no_random=True), "none of yours did"),
+        ("no position kept", _variant(no_keep=True), "keep their original id"),
+        (
+            "10% [MASK], 80% random",
+            _variant(swap_thresholds=True),
+            "split the selected positions independently",
+        ),
     ],
     "9.2": [
         ("mean over all positions", _mean_over_all, "not count in the denominator"),
         ("sum instead of mean", _sum, "not the sum"),
         ("NaN when nothing is selected", _nan_when_empty, "0/0 = NaN"),
+        (
+            "torch.where after dividing by 0",
+            _where_after_dividing,
+            "the gradient of the 0.0 loss contains NaN",
+        ),
         ("a constant 0.0 when nothing is selected", _float_zero_when_empty, "not differentiable"),
         ("returns a detached tensor", _detached, "not differentiable"),
         ("mean per sequence, then over sequences", _per_sequence, "not per sequence"),
         ("gathers at -100", _manual_gather, "ignore_index=-100"),
         ("-100 clamped to token 0", _clamped_labels, "do not score them"),
         ("no shape checks", _no_checks, "raise a ValueError naming the expected ones"),
+        ("in bits", _bits, "natural logarithm (nats), not bits"),
     ],
     "9.3": [
         ("no LayerNorm", _no_layer_norm, "LayerNorm after the sum, before dropout"),
@@ -298,5 +441,23 @@ MISTAKES = {
         ("no ValueError past block_size", _no_length_check, "block_size (16)"),
         ("segments shape not checked", _no_segment_shape_check, "segments must have the shape"),
         ("positions from 1", _positions_from_one, "positions start at 0"),
+        ("always segment 0", _always_segment_zero, "not always segment 0"),
+        (
+            "segments added after the LayerNorm",
+            _segments_after_ln,
+            "add the segment embeddings before self.ln",
+        ),
+        ("concatenates", _concatenates, "add the three embeddings (do not concatenate them)"),
+        (
+            "LayerNorm without its weight and bias",
+            _ln_without_affine,
+            "output = self.drop(self.ln(",
+        ),
+        (
+            "dropout without rescaling",
+            _dropout_unscaled,
+            "each value kept is scaled by 1 / (1 − p)",
+        ),
+        ("no check that idx is 2-D", _no_dim_check, "idx must be 2-D (B, T)"),
     ],
 }

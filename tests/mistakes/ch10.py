@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -92,6 +93,38 @@ def _no_shape_check(hidden, padding_mask):
     return (hidden * w).sum(-2) / w.sum(-2).clamp(min=1)
 
 
+def _sum_only(hidden, padding_mask):
+    _shapes(hidden, padding_mask)
+    return (hidden * padding_mask.to(hidden.dtype).unsqueeze(-1)).sum(1)
+
+
+def _keepdim(hidden, padding_mask):
+    _shapes(hidden, padding_mask)
+    w = padding_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1)  # (B, 1, C)
+
+
+def _in_float64(hidden, padding_mask):
+    _shapes(hidden, padding_mask)
+    w = padding_mask.double().unsqueeze(-1)  # "for accuracy": the result is float64 too
+    return (hidden * w).sum(1) / w.sum(1).clamp(min=1)
+
+
+def _through_numpy(hidden, padding_mask):
+    _shapes(hidden, padding_mask)
+    h, m = hidden.detach().numpy(), padding_mask.bool().numpy()
+    rows = [
+        h[b][m[b]].mean(0) if m[b].any() else np.zeros(h.shape[-1], h.dtype) for b in range(len(h))
+    ]
+    return torch.from_numpy(np.stack(rows))
+
+
+def _batch_count(hidden, padding_mask):
+    _shapes(hidden, padding_mask)
+    w = padding_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * w).sum(1) / w.sum().clamp(min=1)  # the whole batch's count, not each row's
+
+
 # ------------------------------------------------------------ 10.2 LoRALinear.forward
 
 
@@ -151,6 +184,38 @@ def _flattened(self, x):
     return self.base(x2) + self.scaling * (self.dropout(x2) @ self.A.T) @ self.B.T
 
 
+def _r_over_alpha(self, x):
+    return self.base(x) + (self.r / self.alpha) * _update(self, x)
+
+
+def _base_only(self, x):
+    return self.base(x)
+
+
+def _scales_everything(self, x):
+    return self.scaling * (self.base(x) + _update(self, x))
+
+
+def _aliased_scaling(self, x):
+    h = x  # not a copy: the in-place product below changes the caller's x
+    h *= self.scaling
+    return self.base(x) + (self.dropout(h) @ self.A.T) @ self.B.T
+
+
+@torch.no_grad()  # "the base is frozen anyway"
+def _under_no_grad(self, x):
+    return self.base(x) + self.scaling * _update(self, x)
+
+
+def _detaches_x(self, x):
+    x = x.detach()  # "nothing below needs it"
+    return self.base(x) + self.scaling * _update(self, x)
+
+
+def _detaches_x_in_branch(self, x):
+    return self.base(x) + self.scaling * (self.dropout(x.detach()) @ self.A.T) @ self.B.T
+
+
 # ----------------------------------------------------------------------- 10.3 add_lora
 
 
@@ -174,6 +239,10 @@ def _add_lora(
     raise_empty=True,
     linear_only=True,
     settings=True,
+    first_per_target=False,
+    random_b=False,
+    returns="names",
+    reset_linears=False,
 ):
     """The reference procedure with one of the usual mistakes switched on."""
     if freeze == "first":
@@ -188,7 +257,15 @@ def _add_lora(
     def ok(m):
         return isinstance(m, nn.Linear) or not linear_only
 
-    if order == "modules":
+    if first_per_target:  # a `break` after the first match of each target
+        chosen = []
+        for t in targets:
+            for n, m in modules:
+                if ok(m) and tests(n, t):
+                    chosen.append(n)
+                    break
+        chosen = [n for n, _ in modules if n in chosen]
+    elif order == "modules":
         chosen = [n for n, m in modules if ok(m) and any(tests(n, t) for t in targets)]
     else:  # one pass per target
         chosen = [n for t in targets for n, m in modules if ok(m) and tests(n, t)]
@@ -202,8 +279,18 @@ def _add_lora(
         elif wrap == "copy":
             old = copy.deepcopy(old)
         new = LoRALinear(old, **kw)
+        if random_b:  # "so that the adapter starts learning at once"
+            nn.init.normal_(new.B, std=0.02)
         if where == "parent":
             _replace(model, name, new)
+        elif where == "rebuild":  # a new nn.Sequential in place of the old one
+            parent, _, child = name.rpartition(".")
+            holder = model.get_submodule(parent)
+            if isinstance(holder, nn.Sequential):
+                kids = [new if k == child else m for k, m in holder.named_children()]
+                _replace(model, parent, nn.Sequential(*kids))
+            else:
+                _replace(model, name, new)
         elif where == "model":
             setattr(model, name, new)
         else:  # rsplit, which fails for a direct child of the model
@@ -211,7 +298,9 @@ def _add_lora(
             setattr(model.get_submodule(parent), child, new)
     if freeze == "last":
         model.requires_grad_(False)
-    return chosen
+    if reset_linears:  # "initialise the new layers": resets every nn.Linear, pre-trained ones too
+        model.apply(lambda m: m.reset_parameters() if isinstance(m, nn.Linear) else None)
+    return list(targets) if returns == "targets" else chosen
 
 
 def _lora_variant(**flags):
@@ -237,7 +326,12 @@ MISTAKES = {
         ("mask without unsqueeze(-1)", _no_unsqueeze, "unsqueeze(-1), so that it broadcasts"),
         ("0/1 mask used as an index", _mask_as_index, "0/1 integer tensor used as an index"),
         ("zeroes padding in hidden in place", _zero_in_place, "modified its inputs in place"),
-        ("no shape check", _no_shape_check, "raise a ValueError"),
+        ("no shape check", _no_shape_check, "a (T,) mask would silently broadcast"),
+        ("the sum, not the mean", _sum_only, "that is their sum, not their mean"),
+        ("keepdim=True", _keepdim, "one vector per sequence: sum and count over the time"),
+        ("in float64", _in_float64, "turn the mask into weights of hidden's dtype"),
+        ("through numpy", _through_numpy, "no .item(), numpy or .detach()"),
+        ("one count for the whole batch", _batch_count, "sum hidden over the real tokens"),
     ],
     "10.2": [
         ("scaled by alpha", _scale_by_alpha, "alpha / r (self.scaling), not alpha"),
@@ -252,6 +346,13 @@ MISTAKES = {
         ("dense B @ A", _dense_update, "never form the (out, in) matrix"),
         ("A and B through .data", _detached, "keep the update in autograd"),
         ("flattens x to 2-D", _flattened, "any leading dimensions"),
+        ("scaled by r / alpha", _r_over_alpha, "not r / alpha"),
+        ("the base layer only", _base_only, "the low-rank update is missing"),
+        ("scales the base output too", _scales_everything, "self.base(x) + self.scaling * (self.dropout(x)"),
+        ("scales x in place through an alias", _aliased_scaling, "(no in-place ops on x)"),
+        ("forward under torch.no_grad()", _under_no_grad, "the output does not require a gradient"),
+        ("detaches x", _detaches_x, "the gradient must flow back to x through both branches"),
+        ("detaches x in the low-rank branch", _detaches_x_in_branch, "do not detach x in the low-rank"),
     ],
     "10.3": [
         ("does not freeze the model", _lora_variant(freeze="none"), "freeze every parameter"),
@@ -268,5 +369,11 @@ MISTAKES = {
         ("no nn.Linear test", _lora_variant(linear_only=False), "only nn.Linear layers"),
         ("r, alpha, dropout not passed on", _lora_variant(settings=False), "pass r, alpha"),
         ("returns nothing", _returns_nothing, "return the list"),
+        ("only the first match of each target", _lora_variant(first_per_target=True),
+         "every nn.Linear whose name ends with one of the targets is replaced"),
+        ("rebuilds the nn.Sequential", _lora_variant(where="rebuild"), "change the model in place"),
+        ("random B", _lora_variant(random_b=True), "B starts at zero"),
+        ("resets every nn.Linear", _lora_variant(reset_linears=True), "the pre-trained"),
+        ("returns the targets", _lora_variant(returns="targets"), "return the full names"),
     ],
 }  # fmt: skip
