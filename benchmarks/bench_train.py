@@ -178,10 +178,12 @@ def build(
     betas = (config.beta1, config.beta2)
     if baseline:
         model = PlainGPT.like(course).to(device)
-        course.to(device)
-        with torch.no_grad():  # the same network: the same loss
+        course.to(device).eval()
+        model.eval()  # no dropout: the same network gives the same loss
+        torch.backends.cuda.matmul.allow_tf32 = False
+        with torch.no_grad():
             want, got = course(x, y)[1].item(), model(x, y)[1].item()
-        assert abs(want - got) < 1e-4, (want, got)
+        assert abs(want - got) < 1e-4, f"the baseline is not the course's GPT: {got} != {want}"
         opt = torch.optim.AdamW(
             param_groups(model, config.weight_decay), lr=config.max_lr, betas=betas, foreach=True
         )
