@@ -397,6 +397,7 @@ def train_lm(
     batch_size: int = 32,
     eval_every: int = 50,
     patience: int = 4,
+    min_delta: float = 0.0,
     warmup_steps: int = 20,
     weight_decay: float = 0.1,
     seed: int = 1,
@@ -407,8 +408,8 @@ def train_lm(
     (generator seeded by ``seed``), AdamW with decay on matrices only, warmup then cosine
     decay over ``max_steps``, clipping at 1.0 — chapter 7's recipe. Every ``eval_every``
     steps :func:`sentence_lm_loss` on ``val = (idx, padding_mask)``;
-    :class:`lmkit.train.EarlyStopping` with ``patience`` stops it, and the best weights are
-    put back. ``max_steps`` is the budget offered; ``steps_run`` says how much was used.
+    :class:`lmkit.train.EarlyStopping` with ``patience`` and ``min_delta`` (the smallest
+    decrease that counts as an improvement) stops it, and the best weights are put back. ``max_steps`` is the budget offered; ``steps_run`` says how much was used.
 
     Returns:
         ``{"best_step", "val_loss", "steps_run", "history"}`` with ``history`` a list of
@@ -420,7 +421,7 @@ def train_lm(
 
     opt = AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(seed)
-    stopper = EarlyStopping(patience)
+    stopper = EarlyStopping(patience, min_delta)
     history = [[0, sentence_lm_loss(model, *val)]]
     stopper.step(history[0][1])
     best, best_state, step = history[0], _snapshot(model), 0

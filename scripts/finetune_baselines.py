@@ -1,6 +1,6 @@
 """Chapter 10's measurements that are too long for the notebook, stored for it to show.
 
-    python scripts/finetune_baselines.py [--out benchmarks/results/finetune_baselines.json]
+    python scripts/finetune_baselines.py [--part lm|classifiers|all] [--out-dir benchmarks/results]
 
 On chapter 10's Rotten Tomatoes splits (``lmkit.data.review_splits``: 1,000 sentences to train
 on, 1,000 to validate on, 2,000 to test on), with the shipped pre-trained review GPT:
@@ -15,8 +15,11 @@ on, 1,000 to validate on, 2,000 to test on), with the shipped pre-trained review
 
 Every learning rate, number of steps and regularisation strength is chosen on the validation
 set; the test set is evaluated once per method, for the chosen setting only. Uses the
-reference solutions (``LMKIT_REFERENCE=all``), one CPU thread and fixed seeds. Writes the
-JSON after each part, so an interrupted run keeps what it measured.
+reference solutions (``LMKIT_REFERENCE=all``), one CPU thread and fixed seeds. ``--part lm``
+(step 1, and the classifier fine-tuned from step 1's language model) writes
+``finetune_lm.json``; ``--part classifiers`` (the rest of step 2) writes
+``finetune_classifiers.json``; the two can run at the same time, on two cores. Each JSON is
+written after every method, so an interrupted run keeps what it measured.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ PRETRAIN_STEPS = 4000
 WEIGHT_DECAYS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 LORA_TARGETS = ("attn.qkv", "attn.proj", "ffn.fc", "ffn.proj")
 CLASSIFIER = dict(max_steps=250, eval_every=25, patience=3)
+LM_GRIDS = {  # learning rates, evaluation interval (steps)
+    "from scratch on the task's text": ([1e-3, 3e-3], 50),
+    "pre-trained, then adapted to the task's text": ([1e-4, 3e-4], 25),
+}
+#: An improvement of the validation loss smaller than this does not count (nats per token).
+LM_MIN_DELTA = 0.005
 GRIDS = {
     "full, from scratch": [1e-3, 3e-3],
     "full, from the task-text LM": [3e-4, 1e-3],
@@ -70,42 +79,44 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="benchmarks/results/finetune_baselines.json")
+    parser.add_argument("--part", choices=["lm", "classifiers", "all"], default="all")
+    parser.add_argument("--out-dir", default="benchmarks/results")
     parser.add_argument(
         "--smoke", action="store_true", help="a few steps of everything, to test the script"
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     smoke = args.smoke
     clf_cfg = dict(max_steps=4, eval_every=2, patience=1) if smoke else CLASSIFIER
     lm_budget = 6 if smoke else PRETRAIN_STEPS
-    record: dict = {
-        "script": "scripts/finetune_baselines.py",
-        "date": datetime.date.today().isoformat(),
-        "device": env.device_name(torch.device("cpu")),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "smoke": smoke,
-    }
 
-    def save() -> None:
+    def new_record(part: str) -> dict:
+        return {
+            "script": f"scripts/finetune_baselines.py --part {part}",
+            "date": datetime.date.today().isoformat(),
+            "device": env.device_name(torch.device("cpu")),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "smoke": smoke,
+        }
+
+    def save(record: dict, name: str) -> None:
         record["seconds"] = round(time.perf_counter() - start)
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        (out_dir / name).write_text(json.dumps(record, indent=1) + "\n")
 
     splits = review_splits()
     pretrained, tokenizer = load_reviews_gpt()
     config = pretrained.config
     data = {k: encode_sentences(tokenizer, rows, config.block_size) for k, rows in splits.items()}
+    y = {k: v[2] for k, v in data.items()}
     n_test = len(splits["test"])
-    record["sizes"] = {k: len(v) for k, v in splits.items()}
     state = {k: v.clone() for k, v in pretrained.state_dict().items()}
     text_ids = torch.tensor(
         [i for text, _ in splits["train"] for i in tokenizer.encode(normalise_review(text) + "\n")]
     )
-    record["train_tokens"] = len(text_ids)
 
     def gpt(weights: dict | None) -> GPT:
         torch.manual_seed(1)
@@ -114,105 +125,11 @@ def main() -> None:
             model.load_state_dict(weights)
         return model
 
-    # 1. Language models of the task's text -------------------------------------------------
-    val_lm, test_lm = data["val"][:2], data["test"][:2]
-    torch.manual_seed(0)
-    lm: dict = {
-        "random weights": {"test_loss": sentence_lm_loss(GPT(config), *test_lm)},
-        "pre-trained": {
-            "val_loss": sentence_lm_loss(pretrained, *val_lm),
-            "test_loss": sentence_lm_loss(pretrained, *test_lm),
-            "steps": PRETRAIN_STEPS,
-        },
-    }
-    record["lm"] = lm
-    best_lm: dict = {}
-    for name, weights, lrs, eval_every in [
-        ("from scratch on the task's text", None, [1e-3, 3e-3], 50),
-        ("pre-trained, then adapted to the task's text", state, [3e-5, 1e-4, 3e-4], 25),
-    ]:
-        runs = {}
-        for lr in lrs:
-            model = gpt(weights)
-            run = train_lm(
-                model,
-                text_ids,
-                val_lm,
-                lr=lr,
-                max_steps=lm_budget,
-                eval_every=2 if smoke else eval_every,
-                patience=4,
-            )
-            runs[lr] = (run, {k: v.clone() for k, v in model.state_dict().items()})
-            print(
-                f"LM {name}, lr {lr:g}: best val {run['val_loss']:.3f} at step "
-                f"{run['best_step']} of {run['steps_run']} ({time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
-        lr = min(runs, key=lambda k: runs[k][0]["val_loss"])
-        run, weights_best = runs[lr]
-        best_lm[name] = weights_best
-        model = gpt(weights_best)
-        lm[name] = {
-            "lr": lr,
-            "val_loss": run["val_loss"],
-            "test_loss": sentence_lm_loss(model, *test_lm),
-            "steps": run["best_step"],
-            "steps_run": run["steps_run"],
-            "budget": lm_budget,
-            "grid": {str(k): {kk: vv for kk, vv in r.items()} for k, (r, _) in runs.items()},
-        }
-        save()
-
-    # 2. Classifiers -----------------------------------------------------------------------
-    clf: dict = {}
-    record["classifiers"] = clf
-    y = {k: v[2] for k, v in data.items()}
-
-    def logistic(name: str, feats: dict, trains: float) -> None:
-        grid = {}
-        for wd in WEIGHT_DECAYS:
-            layer = fit_logistic_regression(feats["train"], y["train"], weight_decay=wd)
-            grid[str(wd)] = {"val_accuracy": accuracy(layer(feats["val"]), y["val"])}
-        wd = max(WEIGHT_DECAYS, key=lambda w: grid[str(w)]["val_accuracy"])
-        layer = fit_logistic_regression(feats["train"], y["train"], weight_decay=wd)
-        test = accuracy(layer(feats["test"]), y["test"])
-        clf[name] = {
-            "weight_decay": wd,
-            "val_accuracy": grid[str(wd)]["val_accuracy"],
-            "test_accuracy": test,
-            "test_se": standard_error(test, n_test),
-            "trainable_share": trains,
-            "grid": grid,
-        }
-        print(f"{name}: wd {wd:g}, test {test:.3f} ({time.perf_counter() - start:.0f} s)")
-        save()
-
-    bow = BagOfWords([t for t, _ in splits["train"]])
-    record["bow_vocabulary"] = len(bow)
-    logistic(
-        "bag of words", {k: bow([t for t, _ in rows]) for k, rows in splits.items()}, float("nan")
-    )
-    probe_share = (config.n_embd + 1) * 2 / (pretrained.num_parameters() + (config.n_embd + 1) * 2)
-    torch.manual_seed(0)
-    for name, model in [
-        ("probe, random", GPT(config)),
-        ("probe, pre-trained", pretrained),
-    ]:
-        model.eval()
-        with torch.no_grad():
-            feats = {k: mean_pool(model.encode(v[0]), v[1]) for k, v in data.items()}
-        logistic(name, feats, probe_share)
-
-    for name, lrs in GRIDS.items():
+    def classifier_grid(name: str, make_body, record: dict, file: str) -> None:
+        """Fine-tune for each learning rate, keep the best on validation, test it once."""
         grid, best = {}, None
-        for lr in lrs:
-            if name == "full, from scratch":
-                body = gpt(None)
-            elif name == "full, from the task-text LM":
-                body = gpt(best_lm["from scratch on the task's text"])
-            else:
-                body = gpt(state)
+        for lr in GRIDS[name]:
+            body = make_body()
             if name.startswith("LoRA"):
                 add_lora(body, LORA_TARGETS, r=8, alpha=16.0)
             torch.manual_seed(3)
@@ -229,7 +146,7 @@ def main() -> None:
                 best = (lr, run, classifier, trainable / total)
         lr, run, classifier, share = best  # the test set, once, for the chosen setting
         test = accuracy(predict(classifier, *data["test"][:2]), y["test"])
-        clf[name] = {
+        record.setdefault("classifiers", {})[name] = {
             "lr": lr,
             "steps": run["best_step"],
             "val_accuracy": run["val_accuracy"],
@@ -237,10 +154,117 @@ def main() -> None:
             "test_se": standard_error(test, n_test),
             "trainable_share": share,
             "grid": grid,
-            **{k: v for k, v in clf_cfg.items()},
+            **clf_cfg,
         }
-        save()
-    print(f"written to {out} ({time.perf_counter() - start:.0f} s)")
+        save(record, file)
+
+    # 1. Language models of the task's text -------------------------------------------------
+    if args.part in ("lm", "all"):
+        record = new_record("lm")
+        record["sizes"] = {k: len(v) for k, v in splits.items()}
+        record["train_tokens"] = len(text_ids)
+        record["min_delta"] = LM_MIN_DELTA
+        val_lm, test_lm = data["val"][:2], data["test"][:2]
+        torch.manual_seed(0)
+        lm: dict = {
+            "random weights": {"test_loss": sentence_lm_loss(GPT(config), *test_lm)},
+            "pre-trained": {
+                "val_loss": sentence_lm_loss(pretrained, *val_lm),
+                "test_loss": sentence_lm_loss(pretrained, *test_lm),
+                "steps": PRETRAIN_STEPS,
+            },
+        }
+        record["lm"] = lm
+        best_lm: dict = {}
+        for name, (lrs, eval_every) in LM_GRIDS.items():
+            weights = None if name.startswith("from scratch") else state
+            runs = {}
+            for lr in lrs:
+                model = gpt(weights)
+                run = train_lm(
+                    model,
+                    text_ids,
+                    val_lm,
+                    lr=lr,
+                    max_steps=lm_budget,
+                    eval_every=2 if smoke else eval_every,
+                    patience=4,
+                    min_delta=LM_MIN_DELTA,
+                )
+                runs[lr] = (run, {k: v.clone() for k, v in model.state_dict().items()})
+                print(
+                    f"LM {name}, lr {lr:g}: best val {run['val_loss']:.3f} at step "
+                    f"{run['best_step']} of {run['steps_run']} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+            lr = min(runs, key=lambda k: runs[k][0]["val_loss"])
+            run, weights_best = runs[lr]
+            best_lm[name] = weights_best
+            lm[name] = {
+                "lr": lr,
+                "val_loss": run["val_loss"],
+                "test_loss": sentence_lm_loss(gpt(weights_best), *test_lm),
+                "steps": run["best_step"],
+                "steps_run": run["steps_run"],
+                "budget": lm_budget,
+                "grid": {str(k): r for k, (r, _) in runs.items()},
+            }
+            save(record, "finetune_lm.json")
+        classifier_grid(
+            "full, from the task-text LM",
+            lambda: gpt(best_lm["from scratch on the task's text"]),
+            record,
+            "finetune_lm.json",
+        )
+
+    # 2. Classifiers -----------------------------------------------------------------------
+    if args.part in ("classifiers", "all"):
+        record = new_record("classifiers")
+        clf: dict = {}
+        record["classifiers"] = clf
+
+        def logistic(name: str, feats: dict, trains: float) -> None:
+            grid = {}
+            for wd in WEIGHT_DECAYS:
+                layer = fit_logistic_regression(feats["train"], y["train"], weight_decay=wd)
+                grid[str(wd)] = {"val_accuracy": accuracy(layer(feats["val"]), y["val"])}
+            wd = max(WEIGHT_DECAYS, key=lambda w: grid[str(w)]["val_accuracy"])
+            layer = fit_logistic_regression(feats["train"], y["train"], weight_decay=wd)
+            test = accuracy(layer(feats["test"]), y["test"])
+            clf[name] = {
+                "weight_decay": wd,
+                "val_accuracy": grid[str(wd)]["val_accuracy"],
+                "test_accuracy": test,
+                "test_se": standard_error(test, n_test),
+                "trainable_share": trains,
+                "grid": grid,
+            }
+            print(f"{name}: wd {wd:g}, test {test:.3f} ({time.perf_counter() - start:.0f} s)")
+            save(record, "finetune_classifiers.json")
+
+        bow = BagOfWords([t for t, _ in splits["train"]])
+        record["bow_vocabulary"] = len(bow)
+        words = {k: bow([t for t, _ in rows]) for k, rows in splits.items()}
+        logistic("bag of words", words, float("nan"))
+        head = (config.n_embd + 1) * 2
+        probe_share = head / (pretrained.num_parameters() + head)
+        torch.manual_seed(0)
+        for name, model in [
+            ("probe, random", GPT(config)),
+            ("probe, pre-trained", pretrained),
+        ]:
+            model.eval()
+            with torch.no_grad():
+                feats = {k: mean_pool(model.encode(v[0]), v[1]) for k, v in data.items()}
+            logistic(name, feats, probe_share)
+        for name, make_body in [
+            ("full, from scratch", lambda: gpt(None)),
+            ("full, pre-trained", lambda: gpt(state)),
+            ("LoRA, pre-trained", lambda: gpt(state)),
+        ]:
+            classifier_grid(name, make_body, record, "finetune_classifiers.json")
+    print(f"written to {out_dir} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
