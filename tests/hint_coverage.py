@@ -110,7 +110,7 @@ def hints_in(path: Path) -> list[Hint]:
     source = path.read_text()
     tree = ast.parse(source)
     params = _hint_params(tree)
-    rel = str(path.relative_to(ROOT))
+    rel = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
     parents: dict[ast.AST, ast.AST] = {}
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from lmkit.checks import diagnose, expect_type, fail
+from lmkit.checks import diagnose, expect_raises, expect_type, fail
 from lmkit.config import PRESETS, TransformerConfig
 from lmkit.grading import checks, reference
 from lmkit.scale import build_torch_model
@@ -309,12 +309,10 @@ def check_training_memory(impl: Callable) -> None:
                 hint
                 or (f"{key!r} should be {want[key] / n:g} bytes per parameter for {precision!r}"),
             )
-    try:
-        impl(10, "fp8-magic")
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(
-            "training_memory(10, 'fp8-magic') should raise ValueError naming the "
-            "precisions it knows ('fp32', 'bf16', 'mixed')"
-        )
+    expect_raises(
+        "training_memory(10, 'fp8-magic')",
+        lambda: impl(10, "fp8-magic"),
+        ValueError,
+        "an unknown precision must not be guessed: raise a ValueError naming the ones you "
+        "know ('fp32', 'bf16', 'mixed')",
+    )

@@ -19,7 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from lmkit.checks import call, compare, expect_type, expect_value_error, fmt
+from lmkit.checks import (
+    call,
+    compare,
+    expect_finite,
+    expect_type,
+    expect_unchanged,
+    expect_value_error,
+    fmt,
+)
 from lmkit.finetune import LoRALinear
 from lmkit.grading import checks
 
@@ -157,11 +165,14 @@ def check_mean_pool(impl: Callable) -> None:
                 f"{case}: got dtype {got.dtype}, expected {hidden.dtype} (hidden's dtype).\n"
                 "Hint: turn the mask into weights of hidden's dtype: padding_mask.to(hidden.dtype)"
             )
-        if not torch.equal(given_h, hidden) or not torch.equal(given_m, mask):
-            raise AssertionError(
-                f"{case}: your code modified its inputs in place.\nHint: do not zero the "
-                "padding vectors in hidden itself (hidden[~mask] = 0 changes the caller's "
-                "tensor): multiply by the mask instead, hidden * padding_mask.unsqueeze(-1)"
+        for name, given, original in [("hidden", given_h, hidden), ("padding_mask", given_m, mask)]:
+            expect_unchanged(
+                given,
+                original,
+                f"{case}: {name}",
+                "do not zero the padding vectors in hidden itself (hidden[~mask] = 0 changes "
+                "the caller's tensor): multiply by the mask instead, "
+                "hidden * padding_mask.unsqueeze(-1)",
             )
         want = _pool_want(hidden, mask)
         if torch.isnan(got).any():
@@ -190,12 +201,14 @@ def check_mean_pool(impl: Callable) -> None:
     weights = torch.tensor([1 / 2, 1.0, 1 / 4])[:, None, None] * mask[..., None]
     gout = torch.randn(3, 5, generator=torch.Generator().manual_seed(10))
     got.backward(gout)
-    if h.grad is None or not torch.isfinite(h.grad).all():
-        raise AssertionError(
-            f"{case}: the gradient with respect to hidden contains NaN.\nHint: {HINT_EMPTY} — "
-            "replacing the NaN afterwards (torch.where, nan_to_num) still lets the 0/0 into "
-            "the gradient"
-        )
+    if h.grad is None:
+        raise AssertionError(f"{case}: hidden received no gradient")
+    expect_finite(
+        h.grad,
+        f"{case}: the gradient with respect to hidden",
+        f"{HINT_EMPTY} — replacing the NaN afterwards (torch.where, nan_to_num) still lets "
+        "the 0/0 into the gradient",
+    )
     compare(case + ": the gradient with respect to hidden", h.grad, weights * gout[:, None, :],
             [], HINT_POOL)  # fmt: skip
 
@@ -350,10 +363,7 @@ def _lora_call(case: str, impl: Callable, layer: LoRALinear, x: torch.Tensor) ->
         )
     if got.dtype != x.dtype:
         raise AssertionError(f"{case}: got dtype {got.dtype}, expected {x.dtype} (x's dtype).")
-    if not torch.equal(given, x):
-        raise AssertionError(
-            f"{case}: your code modified x in place.\nHint: {HINT_LORA} (no in-place ops on x)"
-        )
+    expect_unchanged(given, x, f"{case}: x", f"{HINT_LORA} (no in-place ops on x)")
     return got
 
 

@@ -191,7 +191,7 @@ MISTAKES = {
         (
             "unknown precision silently treated as fp32",
             lambda n, p="fp32": ref.training_memory(n, p if p in ref._BYTES else "fp32"),
-            "should raise ValueError",
+            "an unknown precision must not be guessed",
         ),
         (
             "no gradients counted",

@@ -246,7 +246,7 @@ MISTAKES = {
                     "max_steps": max(k["max_steps"], k["warmup_steps"]),
                 },
             ),
-            "should raise ValueError",
+            "min_lr > max_lr is a mistake in the configuration",
         ),
         (
             "returns a tensor",

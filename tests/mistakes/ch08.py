@@ -82,6 +82,6 @@ MISTAKES = {
         ("returns (B, 1)", _keeps_sample_dim, "squeeze"),
         ("greedy by a tiny temperature", _greedy_via_sampling, "greedy"),
         ("top_k over the whole batch", _batch_topk, "each row"),
-        ("no validation", _no_validation, "should raise ValueError"),
+        ("no validation", _no_validation, "validate the arguments first: temperature ≥ 0"),
     ],
 }

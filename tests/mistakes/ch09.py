@@ -419,7 +419,7 @@ MISTAKES = {
         (
             "torch.where after dividing by 0",
             _where_after_dividing,
-            "the gradient of the 0.0 loss contains NaN",
+            "the gradient of the 0.0 loss (through a 0/0?) contains",
         ),
         ("a constant 0.0 when nothing is selected", _float_zero_when_empty, "not differentiable"),
         ("returns a detached tensor", _detached, "not differentiable"),

@@ -325,7 +325,7 @@ MISTAKES = {
         ("mask inverted", _inverted, "True for the real tokens"),
         ("mask without unsqueeze(-1)", _no_unsqueeze, "unsqueeze(-1), so that it broadcasts"),
         ("0/1 mask used as an index", _mask_as_index, "0/1 integer tensor used as an index"),
-        ("zeroes padding in hidden in place", _zero_in_place, "modified its inputs in place"),
+        ("zeroes padding in hidden in place", _zero_in_place, "hidden was modified in place"),
         ("no shape check", _no_shape_check, "a (T,) mask would silently broadcast"),
         ("the sum, not the mean", _sum_only, "that is their sum, not their mean"),
         ("keepdim=True", _keepdim, "one vector per sequence: sum and count over the time"),
