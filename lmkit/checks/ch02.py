@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lmkit.checks import expect_raises, expect_type, fail
+from lmkit.checks import call, expect_raises, expect_type, fail
 from lmkit.grading import checks
 
 
@@ -48,15 +48,17 @@ def check_get_pair_counts(impl: Callable) -> None:
     for ids in PAIR_CASES:
         case = f"get_pair_counts({ids})"
         given = list(ids)
-        try:
-            got = impl(given)
-        except NotImplementedError:
-            raise
-        except (IndexError, ValueError) as err:
-            raise AssertionError(
-                f"{case} raised {type(err).__name__}: {err}.\nHint: a list with fewer than "
-                "two ids has no pairs: return {} (loop over range(len(ids) - 1))"
-            ) from None
+        got = call(
+            case,
+            impl,
+            given,
+            hint=lambda err: (
+                "a list with fewer than two ids has no pairs: return {} (loop over "
+                "range(len(ids) - 1))"
+                if isinstance(err, (IndexError, ValueError))
+                else None
+            ),
+        )
         want = dict(Counter(itertools.pairwise(ids)))
         _expect_pair_dict(got, case)
         if given != ids:
@@ -119,15 +121,19 @@ def check_merge(impl: Callable) -> None:
     for ids, pair, new_id in MERGE_CASES:
         case = f"merge({ids}, {pair}, {new_id})"
         given = list(ids)
-        try:
-            got = impl(given, pair, new_id)
-        except NotImplementedError:
-            raise
-        except IndexError as err:
-            raise AssertionError(
-                f"{case} raised IndexError: {err}.\nHint: look at ids[i + 1] only while "
-                "i + 1 < len(ids); the last id may have no right neighbour"
-            ) from None
+        got = call(
+            case,
+            impl,
+            given,
+            pair,
+            new_id,
+            hint=lambda err: (
+                "look at ids[i + 1] only while i + 1 < len(ids); the last id may have no "
+                "right neighbour"
+                if isinstance(err, IndexError)
+                else None
+            ),
+        )
         want = _plain_merge(ids, pair, new_id)
         expect_type(got, list, case)
         if given != ids:
@@ -200,19 +206,19 @@ BPE_CASES: list[tuple[str, int]] = [
 def check_train_bpe(impl: Callable) -> None:
     for text, vocab_size in BPE_CASES:
         case = f"train_bpe({text!r}, {vocab_size})"
-        try:
-            got = impl(text, vocab_size)
-        except NotImplementedError:
-            raise
-        except (ValueError, KeyError, IndexError) as err:
-            raise AssertionError(
-                f"{case} raised {type(err).__name__}: {err}.\nHint: "
-                + (
-                    "stop early when no pair is left: after one merge 'ab' is a single token"
-                    if text == "ab"
-                    else "count, pick, merge: each step must work on the ids merged so far"
-                )
-            ) from None
+        if text == "ab":
+            crash_hint = "stop early when no pair is left: after one merge 'ab' is a single token"
+        else:
+            crash_hint = "count, pick, merge: each step must work on the ids merged so far"
+        got = call(
+            case,
+            impl,
+            text,
+            vocab_size,
+            hint=lambda err, h=crash_hint: (
+                h if isinstance(err, (ValueError, KeyError, IndexError)) else None
+            ),
+        )
         _expect_pair_dict(got, case)
         want = _recount_trainer(text, vocab_size)
         if list(got.items()) == list(want.items()):
@@ -273,8 +279,8 @@ def check_train_bpe(impl: Callable) -> None:
         "empty": "empty text has nothing to learn from: raise ValueError",
         "256": "vocab_size must be > 256 (the bytes come first): raise ValueError otherwise",
     }
-    for case, call, errors, key in bad_inputs:
-        expect_raises(case, call, errors, hints[key])
+    for case, run, errors, key in bad_inputs:
+        expect_raises(case, run, errors, hints[key])
 
 
 def _uses_unassigned_ids(merges: dict) -> bool:
@@ -291,16 +297,21 @@ def _uses_unassigned_ids(merges: dict) -> bool:
 
 
 def _call_batch(impl: Callable, data, block_size: int, batch_size: int, gen, case: str):
-    try:
-        return impl(data, block_size, batch_size, generator=gen)
-    except NotImplementedError:
-        raise
-    except (RuntimeError, IndexError, ValueError) as err:
-        raise AssertionError(
-            f"{case} raised {type(err).__name__}: {err}.\nHint: valid offsets are "
-            "0 … len(data) - block_size - 1, so use torch.randint(len(data) - block_size, "
-            "(batch_size,)): y needs one more token than x; a window must fit entirely"
-        ) from None
+    return call(
+        case,
+        impl,
+        data,
+        block_size,
+        batch_size,
+        generator=gen,
+        hint=lambda err: (
+            "valid offsets are 0 … len(data) - block_size - 1, so use "
+            "torch.randint(len(data) - block_size, (batch_size,)): y needs one more token "
+            "than x; a window must fit entirely"
+            if isinstance(err, (RuntimeError, IndexError, ValueError))
+            else None
+        ),
+    )
 
 
 def _check_shape_dtype(x, y, batch_size: int, block_size: int, case: str) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmkit.block import Block, FeedForward
-from lmkit.checks import close, compare, expect_tensor, expect_type
+from lmkit.checks import call, close, compare, expect_tensor, expect_type
 from lmkit.grading import checks
 
 # ---------------------------------------------------------------------------- helpers
@@ -104,14 +104,19 @@ def _ln_suspects(x, w, b, eps) -> list[tuple[Callable[[], torch.Tensor], str]]:
 def check_layer_norm(impl: Callable) -> None:
     for case, x, w, b, eps in _layer_norm_cases():
         want = F.layer_norm(x, (x.shape[-1],), w, b, eps)
-        try:
-            got = impl(x.clone(), w.clone(), None if b is None else b.clone(), eps)
-        except TypeError as err:
-            if b is None:
-                raise AssertionError(
-                    f"{case} raised TypeError: {err}\nHint: bias may be None: then add nothing"
-                ) from None
-            raise
+        got = call(
+            case,
+            impl,
+            x.clone(),
+            w.clone(),
+            None if b is None else b.clone(),
+            eps,
+            hint=lambda err, b=b: (
+                "bias may be None: then add nothing"
+                if b is None and isinstance(err, TypeError)
+                else None
+            ),
+        )
         got = _expect_like(got, want, case)
         # fp32 rounding of the mean (≈ 1e-7 · offset) is amplified by 1 / sqrt(var + eps)
         atol = 2e-4 if "large offset" in case else 1e-3 if "near-constant" in case else 1e-5
@@ -202,14 +207,17 @@ def check_feed_forward(impl: Callable) -> None:
         x = torch.randn(*shape, generator=g)
         with torch.no_grad():
             want = _torch_ffn(m)(x)
-            try:
-                got = impl(m, x.clone())
-            except (ValueError, RuntimeError) as err:
-                if x.dim() == 3:
-                    raise
-                raise AssertionError(
-                    f"{case} raised {type(err).__name__}: {err}\nHint: {HINT_LEADING}"
-                ) from None
+            got = call(
+                case,
+                impl,
+                m,
+                x.clone(),
+                hint=lambda err, x=x: (
+                    HINT_LEADING
+                    if x.dim() != 3 and isinstance(err, (ValueError, RuntimeError))
+                    else None
+                ),
+            )
         expect_type(got, torch.Tensor, case)
         if got.shape != want.shape:
             if got.shape[-1] == m.d_ff:
@@ -428,15 +436,18 @@ def check_block(impl: Callable) -> None:
         allowed_pad = None if pad is None else ~pad[:, None, None, :]
         want = _torch_forward(block, x, pad)
         with torch.no_grad():
-            try:
-                got = impl(block, x.clone()) if pad is None else impl(block, x.clone(), allowed_pad)
-            except TypeError as err:
-                if pad is None or "argument" not in str(err):
-                    raise
-                raise AssertionError(
-                    f"{case} raised TypeError: {err}\n"
-                    "Hint: forward takes (x, mask=None): an optional extra mask"
-                ) from None
+            args = (x.clone(),) if pad is None else (x.clone(), allowed_pad)
+            got = call(
+                case,
+                impl,
+                block,
+                *args,
+                hint=lambda err: (
+                    "forward takes (x, mask=None): an optional extra mask"
+                    if isinstance(err, TypeError) and "argument" in str(err)
+                    else None
+                ),
+            )
         got = _expect_like(got, want, case)
         if pad is not None:
             # Outputs at padded positions are nobody's business (torch leaves them too).

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from lmkit.checks import diagnose, expect_raises, expect_type, fail, near
+from lmkit.checks import call, diagnose, expect_raises, expect_type, fail, near
 from lmkit.grading import checks, reference
 
 # ------------------------------------------------------------------------ 7.1 cosine_lr
@@ -127,15 +127,17 @@ def check_clip_grad_norm_(impl: Callable) -> None:
     for case, seed, scale, max_norm, with_none in cases:
         mine, theirs = _params(seed, scale, with_none), _params(seed, scale, with_none)
         before = [None if p.grad is None else p.grad.clone() for p in mine]
-        try:
-            got = impl(mine, max_norm)
-        except (AttributeError, TypeError) as err:
-            if with_none and "NoneType" in str(err):
-                raise AssertionError(
-                    f"{case}: {type(err).__name__}: {err}\nHint: skip parameters whose "
-                    ".grad is None (frozen or unused parameters have none)"
-                ) from None
-            raise
+        got = call(
+            f"clip_grad_norm_ ({case})",
+            impl,
+            mine,
+            max_norm,
+            hint=lambda err, with_none=with_none: (
+                "skip parameters whose .grad is None (frozen or unused parameters have none)"
+                if with_none and "NoneType" in str(err)
+                else None
+            ),
+        )
         want = torch.nn.utils.clip_grad_norm_(theirs, max_norm)  # the real reference
         expect_type(got, torch.Tensor, f"clip_grad_norm_ ({case}) return value")
         if got.numel() != 1:

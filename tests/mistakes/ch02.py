@@ -179,6 +179,7 @@ def _trainer(
     check_type=True,
     check_vocab=True,
     sort=False,
+    stop_early=True,
 ):
     def train(text, vocab_size):
         if check_type and not isinstance(text, str):
@@ -192,7 +193,7 @@ def _trainer(
         for k in range(steps):
             counts = ref.get_pair_counts(ids if apply else base)
             counts = {p: c for p, c in counts.items() if p not in merges}
-            if not counts:
+            if not counts and stop_early:
                 break
             if tie == "smallest":
                 pair = min(counts, key=lambda p: (-counts[p], p))
@@ -205,6 +206,24 @@ def _trainer(
         return dict(sorted(merges.items())) if sort else merges
 
     return train
+
+
+def _trainer_counts_with_plain_dict(text, vocab_size):
+    if not isinstance(text, str):
+        raise TypeError("text must be a str")
+    if not text or vocab_size <= 256:
+        raise ValueError("bad input")
+    ids, merges = list(text.encode("utf-8")), {}
+    for new_id in range(256, vocab_size):
+        counts = {}
+        for pair in zip(ids, ids[1:], strict=False):
+            counts[pair] += 1  # KeyError: a plain dict has no default 0
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merges[pair] = new_id
+        ids = ref.merge(ids, pair, new_id)
+    return merges
 
 
 def _trainer_accepts_empty(text, vocab_size):
@@ -300,6 +319,8 @@ MISTAKES = {
         ("takes the least frequent pair", _trainer(tie="least"), "each step: count pairs"),
         ("no type check", _trainer(check_type=False), "check isinstance(text, str) first"),
         ("no vocab_size check", _trainer(check_vocab=False), "vocab_size must be > 256"),
+        ("never stops early", _trainer(stop_early=False), "stop early when no pair is left"),
+        ("counts with a plain dict", _trainer_counts_with_plain_dict, "count, pick, merge"),
     ],
     "2.4": [
         ("last window never sampled", lambda *a, **k: _batch(*a, **k, high=-1), "last window"),
