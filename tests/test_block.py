@@ -225,3 +225,50 @@ def test_learner_block_passes_with_references_for_missing_pieces(capsys):
     grading.use_reference("missing")
     grading.check("5.3", learner_block_forward)
     assert capsys.readouterr().out == "✓ Exercise 5.3 Block.forward\n"
+
+
+# ------------------------------------------- reference mode runs the fused LayerNorm twin
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_layer_norm_twin_equals_the_written_out_reference(offset, with_bias):
+    """Both agree with a float64 LayerNorm to float32 rounding (which grows with a large
+    offset: the inputs themselves carry only ~offset·1e-7 of precision)."""
+    import solutions.block as ref
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 7, 32, generator=g, dtype=torch.float64) * 3 + offset
+    w = torch.randn(32, generator=g, dtype=torch.float64)
+    b = torch.randn(32, generator=g, dtype=torch.float64) if with_bias else None
+    up = torch.randn(4, 7, 32, generator=g, dtype=torch.float64)
+    tol = 1e-5 * (1 + offset / 3)
+
+    def run(fn, dtype):
+        leaves = [t.to(dtype).requires_grad_() for t in (x, w, b) if t is not None]
+        y = fn(*(leaves + [None])[:3], 1e-5)
+        return [y.double(), *(gr.double() for gr in torch.autograd.grad((y * up).sum(), leaves))]
+
+    def torch_layer_norm(x, w, b, eps):
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], w, b, eps)
+
+    exact = run(torch_layer_norm, torch.float64)
+    for fn in (ref.layer_norm, ref.fused_layer_norm):
+        for got, want in zip(run(fn, torch.float32), exact, strict=True):
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_reference_mode_runs_the_fused_twin_and_checks_test_the_written_out_one():
+    import solutions.block as ref
+    from lmkit.block import layer_norm
+
+    ex = grading.get_exercise("5.1")
+    assert ex.runner() is ref.fused_layer_norm
+    assert grading.reference("5.1") is ref.layer_norm  # what check("5.1") compares with
+    x = torch.randn(2, 3, 8)
+    w, b = torch.ones(8), torch.zeros(8)
+    grading.use_reference("all")
+    torch.testing.assert_close(layer_norm(x, w, b), torch.nn.functional.layer_norm(x, (8,)))
+    grading.use_reference(None)
+    with pytest.raises(NotImplementedError, match="Exercise 5.1"):
+        layer_norm(x, w, b)  # learner mode: the learner's (stub) body runs
