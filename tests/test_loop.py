@@ -93,6 +93,12 @@ HINT_LOG = os.environ.get("LMKIT_HINT_LOG")
 CASES = [(i, desc, impl, hint) for i, ms in MISTAKES.items() for desc, impl, hint in ms]
 
 
+def test_mistake_hints_are_long_enough_to_prove_something():
+    """A substring like "ValueError" or "in place" matches many messages: it proves little."""
+    short = [(i, desc, hint) for i, desc, _, hint in CASES if len(hint) < 10]
+    assert not short, f"lengthen these hint substrings to name their hint: {short}"
+
+
 @pytest.mark.parametrize(
     "exercise_id, desc, impl, hint", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
 )

@@ -50,8 +50,16 @@ def _count(
 MISTAKES = {
     "1.1": [
         ("forgets biases", lambda c: _count(c, biases=False), "biases are missing"),
-        ("counts the tied head twice", lambda c: _count(c, untie=True), "tied"),
-        ("forgets position embeddings", lambda c: _count(c, positions=False), "position"),
+        (
+            "counts the tied head twice",
+            lambda c: _count(c, untie=True),
+            "the output head is tied to the token embedding",
+        ),
+        (
+            "forgets position embeddings",
+            lambda c: _count(c, positions=False),
+            "the learned position embeddings",
+        ),
         ("forgets the final LayerNorm", lambda c: _count(c, final_ln=False), "final LayerNorm"),
         (
             "forgets the attention output projection",
@@ -61,15 +69,23 @@ MISTAKES = {
         (
             "always uses 4·d for the FFN",
             lambda c: _count(c, ffn_dim=lambda c: 4 * c.n_embd),
-            "ffn_dim",
+            "use config.ffn_dim (d_ff when it is set)",
         ),
         (
             "gives LayerNorms a bias when bias=False",
             lambda c: _count(c, ln_bias_always=True),
             "LayerNorms have no bias",
         ),
-        ("forgets segment embeddings", lambda c: _count(c, segments=False), "segment"),
-        ("forgets the pooler", lambda c: _count(c, pooler=False), "pooler"),
+        (
+            "forgets segment embeddings",
+            lambda c: _count(c, segments=False),
+            "the segment (token-type) embeddings",
+        ),
+        (
+            "forgets the pooler",
+            lambda c: _count(c, pooler=False),
+            "BERT's pooler, a d × d layer (with bias), is missing",
+        ),
         (
             "counts biases whatever config.bias says",
             lambda c: _count(c, bias_always=True),
@@ -112,7 +128,7 @@ MISTAKES = {
             lambda c, s=None: (
                 ref.flops_per_token(c, s) + 6 * (c.block_size + c.n_segments) * c.n_embd
             ),
-            "lookup",
+            "lookup does no multiply-adds",
         ),
         ("ignores seq_len", lambda c, s=None: ref.flops_per_token(c), "seq_len was ignored"),
         (
@@ -122,7 +138,7 @@ MISTAKES = {
                 - 12 * c.n_layer * c.n_embd * (s or c.block_size)
                 + 12 * c.n_layer * c.n_embd * (s or c.block_size) ** 2
             ),
-            "not T²",
+            "per token the attention term grows with T, not T²",
         ),
         (
             "drops the token embedding",
@@ -159,12 +175,12 @@ MISTAKES = {
         (
             "one Adam moment only",
             lambda n, p="fp32": _mem(n, p, opt={"fp32": 4, "bf16": 2, "mixed": 8}),
-            "two moments",
+            "AdamW keeps two moments per parameter",
         ),
         (
             "no master copy in mixed precision",
             lambda n, p="fp32": _mem(n, p, opt={"fp32": 8, "bf16": 4, "mixed": 8}),
-            "master copy",
+            "keeps an fp32 master copy of the weights in the optimizer",
         ),
         (
             "fp32 weights in mixed precision",
@@ -181,7 +197,7 @@ MISTAKES = {
             lambda n, p="fp32": {
                 k: v for k, v in ref.training_memory(n, p).items() if k != "total"
             },
-            "exactly",
+            "expected exactly",
         ),
         (
             "total wrong",

@@ -310,9 +310,13 @@ MISTAKES = {
     "2.3": [
         ("misses the final merge", _trainer(n_merges=lambda v: v - 257), "final merge is missing"),
         ("one merge too many", _trainer(n_merges=lambda v: v - 255), "one merge too many"),
-        ("ties go to the first pair seen", _trainer(tie="first"), "ties"),
+        (
+            "ties go to the first pair seen",
+            _trainer(tie="first"),
+            "ties: when several pairs are equally frequent",
+        ),
         ("new ids start at 257", _trainer(first_id=257), "start at 256"),
-        ("code points instead of bytes", _trainer(code_points=True), "UTF-8 bytes"),
+        ("code points instead of bytes", _trainer(code_points=True), "start from the UTF-8 bytes"),
         ("never merges the ids", _trainer(apply=False), "before counting again"),
         ("accepts empty text", _trainer_accepts_empty, "empty text has nothing to learn from"),
         ("merges sorted by pair", _trainer(sort=True), "in the order they were learned"),
@@ -323,7 +327,11 @@ MISTAKES = {
         ("counts with a plain dict", _trainer_counts_with_plain_dict, "count, pick, merge"),
     ],
     "2.4": [
-        ("last window never sampled", lambda *a, **k: _batch(*a, **k, high=-1), "last window"),
+        (
+            "last window never sampled",
+            lambda *a, **k: _batch(*a, **k, high=-1),
+            "the last window is never sampled",
+        ),
         ("offsets out of range", lambda *a, **k: _batch(*a, **k, high=1), "valid offsets"),
         ("unshifted targets", lambda *a, **k: _batch(*a, **k, shift=0), "unshifted targets teach"),
         (
@@ -333,7 +341,11 @@ MISTAKES = {
         ),
         ("one random token per position", _batch_scattered, "one contiguous window"),
         ("offsets aligned to whole blocks", _batch_aligned, "uniformly over every valid start"),
-        ("int32 ids", lambda *a, **k: _batch(*a, **k, dtype=torch.int32), "int64"),
+        (
+            "int32 ids",
+            lambda *a, **k: _batch(*a, **k, dtype=torch.int32),
+            "token ids must be int64",
+        ),
         (
             "(block_size, batch_size) shape",
             lambda d, T, B, generator=None: tuple(
@@ -342,7 +354,7 @@ MISTAKES = {
             "shape (batch_size, block_size)",
         ),
         ("no error for a too-short corpus", _batch_unchecked, "block_size >= len(data)"),
-        ("ignores the generator", _batch_global_rng, "generator=generator"),
+        ("ignores the generator", _batch_global_rng, "pass generator=generator to torch.randint"),
         ("one offset per batch", _batch_same_offset, "fresh, independent offset"),
     ],
 }

@@ -149,12 +149,16 @@ def _emb_concat(self, idx):
 
 MISTAKES = {
     "3.1": [
-        ("sin and cos swapped", lambda T, d: _pe(T, d, swap=True), "swapped"),
+        ("sin and cos swapped", lambda T, d: _pe(T, d, swap=True), "sin and cos are swapped"),
         ("positions start at 1", lambda T, d: _pe(T, d, start=1), "positions start at 0"),
         ("exponent i instead of 2i", lambda T, d: _pe(T, d, pair_index=True), "instead of 2i"),
-        ("cos column with its own exponent", lambda T, d: _pe(T, d, own_freq=True), "share"),
-        ("sines then cosines", lambda T, d: _pe(T, d, halves=True), "interleave"),
-        ("sin(pos/10000²)", _popular_wrong, "misreading"),
+        (
+            "cos column with its own exponent",
+            lambda T, d: _pe(T, d, own_freq=True),
+            "both columns of a pair share one frequency",
+        ),
+        ("sines then cosines", lambda T, d: _pe(T, d, halves=True), "interleave the columns"),
+        ("sin(pos/10000²)", _popular_wrong, "'sin(pos / 10000²)' is a misreading"),
         ("multiplies by 10000^(2i/d)", lambda T, d: _pe(T, d, multiply=True), "do not multiply"),
         ("angles as degrees", lambda T, d: _pe(T, d, degrees=True), "the angles are in radians"),
         (
@@ -162,7 +166,11 @@ MISTAKES = {
             lambda T, d: _pe(T, d, base=1000),
             "PE[pos, 2i] = sin(pos / 10000^(2i/d_model))",
         ),
-        ("crashes on odd d_model", _pe_even_only, "odd d_model"),
+        (
+            "crashes on odd d_model",
+            _pe_even_only,
+            "(an odd d_model: the last column is a sin with no cos partner",
+        ),
         (
             "returns float64",
             lambda T, d: ref.sinusoidal_positions(T, d).double(),
@@ -170,10 +178,22 @@ MISTAKES = {
         ),
     ],
     "3.2": [
-        ("rotate_half pairing", lambda x, p, b=10000.0: _rope(x, p, b, halves=True), "rotate_half"),
-        ("rotates the wrong way", lambda x, p, b=10000.0: _rope(x, p, b, sign=-1.0), "wrong way"),
+        (
+            "rotate_half pairing",
+            lambda x, p, b=10000.0: _rope(x, p, b, halves=True),
+            "GPT-NeoX/Llama's rotate_half convention",
+        ),
+        (
+            "rotates the wrong way",
+            lambda x, p, b=10000.0: _rope(x, p, b, sign=-1.0),
+            "the rotation goes the wrong way",
+        ),
         ("exponent i/D", lambda x, p, b=10000.0: _rope(x, p, b, pair_i=True), "base^(-i/D)"),
-        ("degrees", lambda x, p, b=10000.0: _rope(x, p, b, degrees=True), "radians"),
+        (
+            "degrees",
+            lambda x, p, b=10000.0: _rope(x, p, b, degrees=True),
+            "torch.cos/torch.sin take radians",
+        ),
         (
             "one angle for every pair",
             lambda x, p, b=10000.0: _rope(x, p, b, no_freq=True),

@@ -11,7 +11,11 @@ from solutions import attention as ref
 # ----------------------------------------------------------------------- 4.1 causal_mask
 
 MASKS = [
-    ("inverted (triu above the diagonal)", lambda T: torch.ones(T, T).triu(1).bool(), "inverted"),
+    (
+        "inverted (triu above the diagonal)",
+        lambda T: torch.ones(T, T).triu(1).bool(),
+        "the mask is inverted: True must mean",
+    ),
     (
         "a token cannot see itself",
         lambda T: torch.ones(T, T).tril(-1).bool(),
@@ -227,18 +231,26 @@ def _mha_one_head(self, x, mask=None):
 MISTAKES = {
     "4.1": MASKS,
     "4.2": [
-        ("no 1/√d scale", lambda q, k, v, m=None: _sdpa(q, k, v, m, scale=lambda q, v: 1), "√d"),
+        (
+            "no 1/√d scale",
+            lambda q, k, v, m=None: _sdpa(q, k, v, m, scale=lambda q, v: 1),
+            "scale the scores by 1/√d",
+        ),
         (
             "divides by d",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, scale=lambda q, v: q.shape[-1]),
-            "not by d",
+            "divide the scores by √d, not by d",
         ),
         (
             "scales by √d_v",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, scale=lambda q, v: math.sqrt(v.shape[-1])),
             "not the values' d_v",
         ),
-        ("softmax over the queries", lambda q, k, v, m=None: _sdpa(q, k, v, m, dim=-2), "dim=-1"),
+        (
+            "softmax over the queries",
+            lambda q, k, v, m=None: _sdpa(q, k, v, m, dim=-2),
+            "take the softmax over the keys, the last dimension (dim=-1)",
+        ),
         (
             "mask after softmax",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, mask_mode="after"),
@@ -247,10 +259,18 @@ MISTAKES = {
         (
             "inverted mask",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, mask_mode="inverted"),
-            "inverted",
+            "the mask is inverted: True means 'may attend'",
         ),
-        ("fills with 0", lambda q, k, v, m=None: _sdpa(q, k, v, m, fill=0.0), "not 0"),
-        ("exp overflows", lambda q, k, v, m=None: _sdpa(q, k, v, m, naive=True), "overflows"),
+        (
+            "fills with 0",
+            lambda q, k, v, m=None: _sdpa(q, k, v, m, fill=0.0),
+            "set disallowed scores to -inf, not 0",
+        ),
+        (
+            "exp overflows",
+            lambda q, k, v, m=None: _sdpa(q, k, v, m, naive=True),
+            "exp overflows: subtract each row's maximum",
+        ),
         (
             "fully masked row is NaN",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, dead_rows="nan"),
@@ -259,7 +279,7 @@ MISTAKES = {
         (
             "-1e9 makes a fully masked row uniform",
             lambda q, k, v, m=None: _sdpa(q, k, v, m, fill=-1e9, dead_rows="keep"),
-            "uniform",
+            "uniform average",
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
         ("masks by -inf and by multiplying", _sdpa_mask_twice, "0 · inf or inf − inf"),

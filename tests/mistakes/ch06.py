@@ -73,11 +73,11 @@ def _per_position(logits, targets):
 
 MISTAKES = {
     "6.1": [
-        ("sum instead of mean", _sum, "not the sum"),
+        ("sum instead of mean", _sum, "average over all B·T positions (mean), not the sum"),
         ("shifts the targets again", _shift_again, "already shifted"),
         ("softmax before cross_entropy", _double_softmax, "softmax twice"),
-        ("softmax().log() underflows", _naive, "log_softmax"),
-        ("exp() overflows", _naive_exp, "log_softmax"),
+        ("softmax().log() underflows", _naive, "log_softmax (or F.cross_entropy)"),
+        ("exp() overflows", _naive_exp, "log_softmax (or F.cross_entropy)"),
         ("returns a detached tensor", _item, "not differentiable"),
         ("no shape checks", _no_checks, "raise a ValueError naming the expected ones"),
         ("in bits", _bits, "natural logarithm (nats), not bits"),

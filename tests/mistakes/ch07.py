@@ -206,7 +206,11 @@ MISTAKES = {
             lambda s, **k: _lr(s, **k, warm=lambda s, hi, w: hi * s / w),
             "step 0 must already train",
         ),
-        ("decays to zero", lambda s, **k: _lr(s, **k, decay=_cos_to_zero), "not to 0"),
+        (
+            "decays to zero",
+            lambda s, **k: _lr(s, **k, decay=_cos_to_zero),
+            "decay to min_lr, not to 0",
+        ),
         (
             "warmup divided by warmup_steps + 1",
             lambda s, **k: _lr(s, **k, warm=lambda s, hi, w: hi * (s + 1) / (w + 1)),
@@ -256,7 +260,7 @@ MISTAKES = {
     ],
     "7.2": [
         ("returns the norm after clipping", _clip_after, "before* clipping"),
-        ("clips each parameter separately", _clip_each, "global"),
+        ("clips each parameter separately", _clip_each, "clip the *global* norm"),
         ("always rescales", _clip_always, "never scale gradients up"),
         ("not in place", _clip_copy, "modify the gradients in place (p.grad.mul_"),
         ("squared norm", _clip_squared, "take the square root"),

@@ -77,11 +77,15 @@ def _no_validation(logits, temperature=1.0, top_k=None, top_p=None, generator=No
 MISTAKES = {
     "8.1": [
         ("multiplies by the temperature", _multiply, "divide the logits"),
-        ("top_k keeps every tie", _topk_keeps_ties, "exactly k"),
-        ("top_p drops the crossing token", _top_p_drops_crossing, "crosses"),
-        ("returns (B, 1)", _keeps_sample_dim, "squeeze"),
-        ("greedy by a tiny temperature", _greedy_via_sampling, "greedy"),
-        ("top_k over the whole batch", _batch_topk, "each row"),
+        ("top_k keeps every tie", _topk_keeps_ties, "top_k keeps exactly k tokens"),
+        (
+            "top_p drops the crossing token",
+            _top_p_drops_crossing,
+            "*including* the token that crosses it",
+        ),
+        ("returns (B, 1)", _keeps_sample_dim, "squeeze the sample dimension"),
+        ("greedy by a tiny temperature", _greedy_via_sampling, "temperature=0 should be greedy"),
+        ("top_k over the whole batch", _batch_topk, "filter each row on its own (dim=-1)"),
         ("no validation", _no_validation, "validate the arguments first: temperature ≥ 0"),
     ],
 }

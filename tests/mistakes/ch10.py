@@ -317,9 +317,9 @@ def _returns_nothing(model, targets, *, r=8, alpha=16.0, dropout=0.0):
 MISTAKES = {
     "10.1": [
         ("plain mean over T", _plain_mean, "must not enter the sum nor the count"),
-        ("divides by T", _divide_by_t, "not by T"),
+        ("divides by T", _divide_by_t, "divide by the number of real tokens, not by T"),
         ("padding vectors in the sum", _padding_in_sum, "must not enter the sum: multiply"),
-        ("NaN for an all-padding row", _nan_on_empty, "not NaN"),
+        ("NaN for an all-padding row", _nan_on_empty, "an all-padding row must give zeros, not NaN"),
         ("torch.where after dividing by 0", _where_after_dividing, "still lets the 0/0"),
         ("count + 1", _count_plus_one, "do not add 1"),
         ("mask inverted", _inverted, "True for the real tokens"),
@@ -344,7 +344,7 @@ MISTAKES = {
         ("dropout on in eval mode", _dropout_always_on, "dropout is on in eval mode"),
         ("dropout on the update", _dropout_on_update, "not to an intermediate or to its output"),
         ("dense B @ A", _dense_update, "never form the (out, in) matrix"),
-        ("A and B through .data", _detached, "keep the update in autograd"),
+        ("A and B through .data", _detached, "self.A itself (no .data"),
         ("flattens x to 2-D", _flattened, "any leading dimensions"),
         ("scaled by r / alpha", _r_over_alpha, "not r / alpha"),
         ("the base layer only", _base_only, "the low-rank update is missing"),
