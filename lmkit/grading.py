@@ -207,6 +207,8 @@ def checks(exercise_id: str) -> Callable[[Callable], Callable]:
     """
 
     def decorate(func: Callable) -> Callable:
+        if exercise_id not in _REGISTRY:  # a check module imported on its own, before _load
+            _load_exercises()
         if exercise_id not in _REGISTRY:
             raise ValueError(f"check for unknown Exercise {exercise_id}")
         _REGISTRY[exercise_id].check_fn = func
@@ -222,6 +224,16 @@ EXERCISES_PACKAGE = "lmkit"
 _loaded = False
 
 
+def _load_exercises() -> None:
+    """Import every ``lmkit`` module: their ``@exercise`` decorators fill the registry."""
+    import pkgutil
+
+    package = importlib.import_module(EXERCISES_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{EXERCISES_PACKAGE}.{info.name}")
+
+
 def _load() -> None:
     """Fill the registry explicitly: every ``lmkit`` module (the exercises), then every
     ``lmkit.checks.chNN`` (their checks). Nothing relies on which module imports which."""
@@ -231,10 +243,7 @@ def _load() -> None:
     _loaded = True
     import pkgutil
 
-    package = importlib.import_module(EXERCISES_PACKAGE)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not info.ispkg and not info.name.startswith("_"):
-            importlib.import_module(f"{EXERCISES_PACKAGE}.{info.name}")
+    _load_exercises()
     checks_package = importlib.import_module(CHECKS_PACKAGE)
     for info in sorted(pkgutil.iter_modules(checks_package.__path__), key=lambda m: m.name):
         if re.fullmatch(r"ch\d\d", info.name):

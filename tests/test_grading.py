@@ -195,6 +195,18 @@ def test_registry_holds_every_exercise_decorator_in_lmkit():
     assert found == set(grading.exercise_ids())
 
 
+def test_a_check_module_imports_on_its_own():
+    """No check module needs an import "to register" its exercise, even imported first."""
+    code = (
+        "import lmkit.checks.ch06\n"
+        "from lmkit import grading\n"
+        "grading.check('6.1', grading.reference('6.1'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "✓ Exercise 6.1 lm_loss"
+
+
 def test_check_modules_import_no_other_chapter():
     """The shared helpers live in lmkit.checks (the toolkit), not in a chapter's module."""
     for path in sorted((ROOT / "lmkit" / "checks").glob("ch*.py")):
