@@ -98,6 +98,16 @@ def _rope(
     return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2)
 
 
+def _rope_in_float32(x, positions, base=10000.0):
+    return ref.apply_rope(x.float(), positions, base)  # a float64 x comes back float32
+
+
+def _emb_vague_error(self, idx):
+    if idx.shape[1] > self.block_size:
+        raise ValueError("sequence too long")  # which length, which limit?
+    return self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+
+
 def _rope_no_odd_check(x, positions, base=10000.0):
     if x.shape[-1] % 2:
         return x.clone()  # silently leaves an odd D unrotated
@@ -216,8 +226,10 @@ MISTAKES = {
         ),
         ("ignores base", lambda x, p, b=10000.0: _rope(x, p), "base argument"),
         ("no error for odd D", _rope_no_odd_check, "D must be even"),
+        ("computes in float32", _rope_in_float32, "should keep the dtype of x"),
     ],
     "3.3": [
+        ("a ValueError naming no numbers", _emb_vague_error, "name 17 and 16 in the message"),
         ("no position embeddings", _emb_no_positions, "add the learned position embeddings"),
         ("positions from 1", _emb_from_one, "positions start at 0"),
         ("positions looked up by token id", _emb_by_token, "not by token id"),

@@ -114,6 +114,10 @@ def _sdpa_mask_shape_unchecked(q, k, v, mask=None):
     return _sdpa(q, k, v, mask, validate=False)
 
 
+def _sdpa_out_only(q, k, v, mask=None):
+    return ref.scaled_dot_product_attention(q, k, v, mask)[0]  # the weights are dropped
+
+
 def _sdpa_swapped(q, k, v, mask=None):
     out, weights = ref.scaled_dot_product_attention(q, k, v, mask)
     return weights, out
@@ -282,6 +286,7 @@ MISTAKES = {
             "uniform average",
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
+        ("returns out only", _sdpa_out_only, "should return a tuple (out, weights)"),
         ("masks by -inf and by multiplying", _sdpa_mask_twice, "0 · inf or inf − inf"),
         ("k @ qᵀ", _sdpa_keys_times_queries, "weights = softmax(q @ kᵀ / √d) over the last"),
         ("weightsᵀ @ v", _sdpa_transposed_product, "out = weights @ v"),

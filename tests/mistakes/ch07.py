@@ -194,6 +194,18 @@ def _adamw_ascent(
         p.addcdiv_(m / (1 - b1**step), (v / (1 - b2**step)).sqrt() + eps, value=lr)  # + not −
 
 
+def _clip_per_parameter_norms(parameters, max_norm):
+    ps = [p for p in parameters if p.grad is not None]
+    norms = torch.stack([p.grad.norm() for p in ps])
+    ref.clip_grad_norm_(ps, max_norm)
+    return norms  # one norm per parameter, not the global one
+
+
+def _adamw_returns_params(params, grads, ms, vs, step, **hp):
+    ref.adamw_step(params, grads, ms, vs, step, **hp)
+    return params
+
+
 def _adamw_rebinding(params, grads, ms, vs, step, **hp):
     params = [p.clone() for p in params]  # updates a copy: the caller sees nothing
     ref.adamw_step(params, grads, ms, vs, step, **hp)
@@ -264,6 +276,7 @@ MISTAKES = {
         ("always rescales", _clip_always, "never scale gradients up"),
         ("not in place", _clip_copy, "modify the gradients in place (p.grad.mul_"),
         ("squared norm", _clip_squared, "take the square root"),
+        ("per-parameter norms", _clip_per_parameter_norms, "should return one number (a 0-dim"),
         (
             "scales by norm / max_norm",
             _clip_inverted_ratio,
@@ -281,6 +294,11 @@ MISTAKES = {
         ("rebinds m", _adamw_m_rebound, "the first moment m is wrong or not updated in place"),
         ("v from m", _adamw_v_of_m, "of the raw gradient, not of m"),
         ("no weight decay", _adamw_no_decay, "the weight decay is missing"),
+        (
+            "returns the parameters",
+            _adamw_returns_params,
+            "update the tensors in place and return None",
+        ),
         ("gradient ascent", _adamw_ascent, "compare your update with the four steps"),
     ],
 }

@@ -67,6 +67,10 @@ def _batch_topk(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return ref(logits, temperature, top_k, top_p, generator)
 
 
+def _as_list(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    return ref(logits, temperature, top_k, top_p, generator).tolist()
+
+
 def _no_validation(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
     try:
         return ref(logits, temperature, top_k, top_p, generator)
@@ -87,5 +91,6 @@ MISTAKES = {
         ("greedy by a tiny temperature", _greedy_via_sampling, "temperature=0 should be greedy"),
         ("top_k over the whole batch", _batch_topk, "filter each row on its own (dim=-1)"),
         ("no validation", _no_validation, "validate the arguments first: temperature ≥ 0"),
+        ("returns a list", _as_list, "should return a tensor, got list"),
     ],
 }

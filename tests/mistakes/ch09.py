@@ -142,6 +142,25 @@ def _flat(ids, *, mask_id, vocab_size, special_mask=None, mask_prob=0.15, genera
     )
 
 
+def _as_dict(ids, *, mask_id, vocab_size, special_mask=None, mask_prob=0.15, generator=None):
+    inputs, labels = ref_mask_tokens(
+        ids,
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+        special_mask=special_mask,
+        mask_prob=mask_prob,
+        generator=generator,
+    )
+    return {"input_ids": inputs, "labels": labels}  # as a Hugging Face collator does
+
+
+def _vague_error(self, idx, segments=None):
+    if idx.dim() == 2 and idx.shape[1] > self.block_size:
+        raise ValueError("sequence too long")
+    t, p, s = _parts(self, idx, segments)
+    return self.drop(_ln(self, t + p + s))
+
+
 def _reseeds(ids, *, mask_id, vocab_size, special_mask=None, mask_prob=0.15, generator=None):
     generator = torch.Generator().manual_seed(0)  # "for reproducibility"
     return ref_mask_tokens(
@@ -392,6 +411,7 @@ MISTAKES = {
         ("labels only where [MASK]", _variant(label_only_masked=True), "not only those that"),
         ("assumes (B, T) ids", _variant(unpack_bt=True), "ids may have any shape"),
         ("returns flattened tensors", _flat, "never unpack B, T = ids.shape"),
+        ("returns a dict", _as_dict, "should return a tuple (inputs, labels), got dict"),
         ("float labels", _variant(float_labels=True), "torch.full_like(ids, -100)"),
         ("-1 for positions not selected", _variant(fill=-1), "labels are -100 at non-selected"),
         (
@@ -455,6 +475,7 @@ MISTAKES = {
         ("dropout on in eval mode", _dropout_always_on, "dropout is on in eval mode"),
         ("no dropout", _no_dropout, "no output was dropped"),
         ("no ValueError past block_size", _no_length_check, "block_size (16)"),
+        ("a ValueError naming no numbers", _vague_error, "name 17 and 16 in the message"),
         ("segments shape not checked", _no_segment_shape_check, "segments must have the shape"),
         ("positions from 1", _positions_from_one, "positions start at 0"),
         ("always segment 0", _always_segment_zero, "not always segment 0"),
