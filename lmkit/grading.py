@@ -8,7 +8,7 @@ and a check in ``lmkit/checks/`` decides whether an implementation is right.
 Public entry points (see chapter 0):
 
 - :func:`exercise_ids` — every exercise id, in course order
-  (also ``python -m lmkit.grading --list``).
+  (``python -m lmkit.grading --list`` prints each id with its name and ``lmkit`` file).
 - :func:`reference` — the reference callable of an exercise.
 - :func:`check` — run an exercise's check on an implementation (default: the function as
   it currently is in ``lmkit``). Prints one stable line on success, raises
