@@ -111,7 +111,7 @@ def test_check_catches_mistake_with_hint(exercise_id, desc, impl, hint, capsys):
     assert "✓" not in capsys.readouterr().out
     if HINT_LOG:  # tests/hint_coverage.py: which hints the recorded mistakes reach
         with open(HINT_LOG, "a", encoding="utf-8") as log:
-            log.write(json.dumps(str(info.value)) + "\n")
+            log.write(json.dumps([exercise_id, str(info.value)]) + "\n")
 
 
 def _notebook_sources() -> dict[str, str]:

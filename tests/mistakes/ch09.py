@@ -241,6 +241,12 @@ def _clamped_labels(logits, labels):
     return F.cross_entropy(logits.flatten(0, 1), labels.clamp(min=0).flatten())
 
 
+def _double_softmax(logits, labels):
+    _shapes(logits, labels)
+    probs = logits.softmax(-1)  # cross_entropy applies log-softmax again
+    return F.cross_entropy(probs.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
 def _bits(logits, labels):
     return ref_mlm_loss(logits, labels) / math.log(2)
 
@@ -367,6 +373,11 @@ def _no_dim_check(self, idx, segments=None):
     return self.drop(_ln(self, self.tok(idx) + self.pos(torch.arange(T)) + self.seg(segments)))
 
 
+def _positions_by_token(self, idx, segments=None):
+    t, _, s = _parts(self, idx, segments)
+    return self.drop(_ln(self, t + self.pos(idx) + s))  # the token ids as positions
+
+
 def _positions_from_one(self, idx, segments=None):
     t, _, s = _parts(self, idx, segments)
     T = idx.shape[1]
@@ -464,6 +475,7 @@ MISTAKES = {
         ("-100 clamped to token 0", _clamped_labels, "do not score them"),
         ("no shape checks", _no_checks, "raise a ValueError naming the expected ones"),
         ("in bits", _bits, "natural logarithm (nats), not bits"),
+        ("softmax before cross_entropy", _double_softmax, "you applied softmax twice"),
     ],
     "9.3": [
         ("no LayerNorm", _no_layer_norm, "the LayerNorm is missing"),
@@ -478,6 +490,7 @@ MISTAKES = {
         ("a ValueError naming no numbers", _vague_error, "name 17 and 16 in the message"),
         ("segments shape not checked", _no_segment_shape_check, "segments must have the shape"),
         ("positions from 1", _positions_from_one, "positions start at 0"),
+        ("positions looked up by token id", _positions_by_token, "not by token id"),
         ("always segment 0", _always_segment_zero, "not always segment 0"),
         (
             "segments added after the LayerNorm",
