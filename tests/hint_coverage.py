@@ -12,7 +12,7 @@ branch coverage, keeps every message the checks raised, and then lists
 A hint text is a string the AST puts in a hint position: after ``Hint:`` in a message; the
 value of a name or keyword containing ``hint`` (``hint = …``, ``HINT_X = …``, ``hint=…``);
 a parameter named ``*hint*`` of the toolkit's or the module's own helpers; or the string
-paired with a suspect (a ``lambda``) in a table. For each one listed: record a plausible
+paired with a suspect (a ``lambda``, or a call that makes one) in a table. For each one listed: record a plausible
 mistake that reaches it in ``tests/mistakes/chNN.py``, or delete the branch.
 
 ``make hint-coverage`` runs this; it exits 1 when a hint is unreached. Usage:
@@ -48,6 +48,48 @@ class Hint:
     text: str  # constant pieces joined by "…" where the f-string formats a value
     key: str  # the longest constant piece an emitted message must contain; "" when the text
     # is a variable's ("Hint: {hint}"): then only the line is proven, it must run
+    exercises: frozenset[str] = frozenset()  # the checks that can give it (empty: any)
+
+
+def _owners(tree: ast.Module) -> dict[ast.AST, frozenset[str]]:
+    """Top-level statement → the exercises whose check (``@checks("N.M")``) reaches it,
+    directly or through the module's helpers and constants."""
+    defined: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    defined[t.id] = node
+    uses = {
+        node: {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in defined}
+        for node in tree.body
+    }
+    owners: dict[ast.AST, set[str]] = {node: set() for node in tree.body}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        ids = [
+            d.args[0].value
+            for d in node.decorator_list
+            if isinstance(d, ast.Call)
+            and getattr(d.func, "id", "") == "checks"
+            and d.args
+            and isinstance(d.args[0], ast.Constant)
+        ]
+        if not ids:
+            continue
+        todo, seen = [node], set()
+        while todo:
+            cur = todo.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            owners[cur].update(ids)
+            todo.extend(defined[name] for name in uses.get(cur, ()))
+    return {node: frozenset(ids) for node, ids in owners.items()}
 
 
 def _pieces(node: ast.AST) -> list[str]:
@@ -160,11 +202,11 @@ def hints_in(path: Path) -> list[Hint]:
             for kw in node.keywords:
                 if kw.arg and ("hint" in kw.arg.lower() or kw.arg in spots):
                     mark(kw.value)
-        # 4. (suspect, hint) pairs in a table: a lambda, then a string.
+        # 4. (suspect, hint) pairs in a table: a lambda (or a call making one), then a string.
         if (
             isinstance(node, ast.Tuple)
             and len(node.elts) == 2
-            and isinstance(node.elts[0], ast.Lambda)
+            and isinstance(node.elts[0], (ast.Lambda, ast.Call))
         ):
             mark(node.elts[1])
         # 5. A dict entry "hint": … (a case table).
@@ -172,6 +214,13 @@ def hints_in(path: Path) -> list[Hint]:
             for k, v in zip(node.keys, node.values, strict=True):
                 if isinstance(k, ast.Constant) and "hint" in str(k.value).lower():
                     mark(v)
+
+    owners = _owners(tree)
+
+    def top(n: ast.AST) -> ast.AST:
+        while n not in owners:
+            n = parents[n]
+        return n
 
     hints: dict[tuple[int, str], Hint] = {}
     for i, (node, pieces) in enumerate(marked):
@@ -183,7 +232,7 @@ def hints_in(path: Path) -> list[Hint]:
         text = " … ".join(p for p in pieces if p)
         end = stmt.end_lineno or stmt.lineno
         key = "" if i in line_only else key
-        hints[(node.lineno, key)] = Hint(rel, stmt.lineno, end, text, key)
+        hints[(node.lineno, key)] = Hint(rel, stmt.lineno, end, text, key, owners[top(node)])
     return sorted(hints.values(), key=lambda h: h.line)
 
 
@@ -220,9 +269,9 @@ def main() -> int:
         messages, files = run_loop(Path(tmp))
     # A chapter's hints must be reached by that chapter's mistakes (two chapters may share a
     # hint's words, as 6.1 and 9.2 do; each must be proven); the toolkit's by any.
-    by_chapter: dict[str, list[str]] = {}
+    by_exercise: dict[str, list[str]] = {}
     for exercise_id, message in messages:
-        by_chapter.setdefault(f"ch{int(exercise_id.split('.')[0]):02d}.py", []).append(message)
+        by_exercise.setdefault(exercise_id, []).append(message)
 
     unreached: list[tuple[Hint, str]] = []
     quiet: list[str] = []
@@ -234,15 +283,18 @@ def main() -> int:
         targets = {b for _, b in (cov or {}).get("missing_branches", []) if b > 0}
         hints = hints_in(path)
         n_hints += len(hints)
-        mine = (
-            [m for _, m in messages]
-            if path.name == "__init__.py"
-            else by_chapter.get(path.name, [])
-        )
-        shown = "\n".join(mine)
+        chapter = int(path.stem[2:]) if path.stem.startswith("ch") else None
         carried: set[int] = set()
         for h in hints:
             carried |= set(range(h.line, h.end + 1))
+            if h.exercises:  # a check's own hint: its own exercise's mistakes must reach it
+                mine = [m for i in h.exercises for m in by_exercise.get(i, [])]
+            elif chapter is not None:  # a helper no check reaches: the chapter's mistakes
+                mine = [m for i, ms in by_exercise.items() if int(i.split(".")[0]) == chapter
+                        for m in ms]  # fmt: skip
+            else:  # the toolkit's: anyone's
+                mine = [m for _, m in messages]
+            shown = "\n".join(mine)
             if h.key and h.key not in shown:
                 unreached.append((h, "never shown to a recorded mistake"))
             elif h.line in missing or h.line in targets:

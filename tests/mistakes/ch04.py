@@ -114,6 +114,14 @@ def _sdpa_mask_shape_unchecked(q, k, v, mask=None):
     return _sdpa(q, k, v, mask, validate=False)
 
 
+def _sdpa_raw_scores(q, k, v, mask=None):
+    ref.check_attention_inputs(q, k, v, mask)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v, scores  # the scores, not the weights
+
+
 def _sdpa_out_only(q, k, v, mask=None):
     return ref.scaled_dot_product_attention(q, k, v, mask)[0]  # the weights are dropped
 
@@ -225,6 +233,14 @@ def _mha_softmax_over_queries(self, x, mask=None):
     return self.proj(_merge(_attend(q, k, v, allowed, self.head_dim**-0.5, dim=-2)))
 
 
+def _mha_always_causal(self, x, mask=None):
+    T = x.shape[1]
+    q, k, v = (_heads(self, t) for t in self.qkv(x).chunk(3, dim=-1))
+    c = torch.tril(torch.ones(T, T, dtype=torch.bool))  # whatever self.causal says
+    allowed = c if mask is None else mask & c
+    return self.proj(_merge(_attend(q, k, v, allowed, self.head_dim**-0.5)))
+
+
 def _mha_one_head(self, x, mask=None):
     T = x.shape[1]
     q, k, v = (t.unsqueeze(1) for t in self.qkv(x).chunk(3, dim=-1))  # one head, d_model wide
@@ -287,6 +303,14 @@ MISTAKES = {
         ),
         ("returns (weights, out)", _sdpa_swapped, "in that order"),
         ("returns out only", _sdpa_out_only, "should return a tuple (out, weights)"),
+        (
+            "multiplies by √d",
+            lambda q, k, v, m=None: _sdpa(
+                q, k, v, m, scale=lambda q, v: 1 / math.sqrt(q.shape[-1])
+            ),
+            "divide the scores by √d; you multiplied by it",
+        ),
+        ("returns the raw scores as weights", _sdpa_raw_scores, "not the raw scores"),
         ("masks by -inf and by multiplying", _sdpa_mask_twice, "0 · inf or inf − inf"),
         ("k @ qᵀ", _sdpa_keys_times_queries, "weights = softmax(q @ kᵀ / √d) over the last"),
         ("weightsᵀ @ v", _sdpa_transposed_product, "out = weights @ v"),
@@ -300,6 +324,7 @@ MISTAKES = {
         ("split and merge by bare reshapes", _mha_reshape_both, "bare reshapes mix tokens"),
         ("no output projection", _mha_no_proj, "output projection self.proj"),
         ("ignores self.causal", _mha_never_causal, "self.causal is True"),
+        ("always causal", _mha_always_causal, "self.causal is False (an encoder)"),
         ("K, Q, V order", _mha_kqv, "Q, K, V in that order"),
         ("Q, V, K order", _mha_qvk, "Q, K, V in that order"),
         ("per-head QKV split", _mha_per_head_split, "three d_model-wide chunks"),
