@@ -224,7 +224,7 @@ def main() -> None:
         clf: dict = {}
         record["classifiers"] = clf
 
-        def logistic(name: str, feats: dict, trains: float) -> None:
+        def logistic(name: str, feats: dict, trains: float | None) -> None:
             grid = {}
             for wd in WEIGHT_DECAYS:
                 layer = fit_logistic_regression(feats["train"], y["train"], weight_decay=wd)
@@ -246,7 +246,7 @@ def main() -> None:
         bow = BagOfWords([t for t, _ in splits["train"]])
         record["bow_vocabulary"] = len(bow)
         words = {k: bow([t for t, _ in rows]) for k, rows in splits.items()}
-        logistic("bag of words", words, float("nan"))
+        logistic("bag of words", words, None)  # no network
         head = (config.n_embd + 1) * 2
         probe_share = head / (pretrained.num_parameters() + head)
         torch.manual_seed(0)
