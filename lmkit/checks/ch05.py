@@ -121,15 +121,15 @@ def check_layer_norm(impl: Callable) -> None:
         # fp32 rounding of the mean (≈ 1e-7 · offset) is amplified by 1 / sqrt(var + eps)
         atol = 2e-4 if "large offset" in case else 1e-3 if "near-constant" in case else 1e-5
         if "large offset" in case or "near-constant" in case:
-            default = (
+            default_hint = (
                 "when the mean is large compared with the spread, E[x²] − E[x]² subtracts two "
                 "nearly equal numbers and loses the digits of the variance: compute the mean "
                 "first, then the mean of (x − mean)² (and keep eps inside the square root, so "
                 "that a constant row gives exactly the bias)"
             )
         else:
-            default = "compare with torch.nn.functional.layer_norm(x, (C,), weight, bias, eps)"
-        compare(case, got, want, _ln_suspects(x, w, b, eps), default, atol)
+            default_hint = "compare with torch.nn.functional.layer_norm(x, (C,), weight, bias, eps)"
+        compare(case, got, want, _ln_suspects(x, w, b, eps), default_hint, atol)
 
 
 # ----------------------------------------------------------------- 5.2 FeedForward.forward

@@ -246,6 +246,33 @@ def _variant(
     return p
 
 
+#: (flag of _variant, hint): the AdamW mistakes 7.3 recognises by their result.
+VARIANT_HINTS = [
+    (
+        "l2",
+        "that is Adam with L2 regularisation (decay added to the gradient); "
+        "AdamW decays the weights directly: p ← p·(1 − lr·weight_decay)",
+    ),
+    (
+        "no_bias",
+        "bias-correct the moments: m / (1 − β₁ᵗ) and v / (1 − β₂ᵗ), with t = step",
+    ),
+    ("eps_inside", "add eps after the square root: sqrt(v̂) + eps"),
+    (
+        "decay_after",
+        "apply the weight decay before the Adam update, to the parameter as it was",
+    ),
+    (
+        "decay_no_lr",
+        "the decay factor is (1 − lr·weight_decay): it is scaled by the learning rate",
+    ),
+    (
+        "no_decay",
+        "the weight decay is missing: first p ← p·(1 − lr·weight_decay), then the Adam update",
+    ),
+]
+
+
 @checks("7.3")
 def check_adamw_step(impl: Callable) -> None:
     steps = 3
@@ -287,31 +314,7 @@ def check_adamw_step(impl: Callable) -> None:
                     "the parameters did not change: update them in place (p.mul_, "
                     "p.addcdiv_ …), not by rebinding a local name"
                 )
-            for flag, text in [
-                (
-                    "l2",
-                    "that is Adam with L2 regularisation (decay added to the gradient); "
-                    "AdamW decays the weights directly: p ← p·(1 − lr·weight_decay)",
-                ),
-                (
-                    "no_bias",
-                    "bias-correct the moments: m / (1 − β₁ᵗ) and v / (1 − β₂ᵗ), with t = step",
-                ),
-                ("eps_inside", "add eps after the square root: sqrt(v̂) + eps"),
-                (
-                    "decay_after",
-                    "apply the weight decay before the Adam update, to the parameter as it was",
-                ),
-                (
-                    "decay_no_lr",
-                    "the decay factor is (1 − lr·weight_decay): it is scaled by the learning rate",
-                ),
-                (
-                    "no_decay",
-                    "the weight decay is missing: first p ← p·(1 − lr·weight_decay), then the "
-                    "Adam update",
-                ),
-            ]:
+            for flag, text in VARIANT_HINTS:
                 if hint is None and torch.allclose(
                     p,
                     _variant(start[i], [g[i] for g in grads], steps, **hp, **{flag: True}),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
-from lmkit.checks import binomial_tol, expect_raises
+from lmkit.checks import binomial_tol, call, expect_raises
 from lmkit.grading import checks, reference
 
 N = 20_000  # rows sampled per case: every kept token (p ≥ 1%) shows up, frequencies settle
@@ -18,51 +19,62 @@ def _draw(fn: Callable, logits: torch.Tensor, seed: int, **kw) -> torch.Tensor:
     return fn(logits.clone(), generator=g, **kw)
 
 
+class _Case(NamedTuple):
+    description: str
+    logits: torch.Tensor
+    kwargs: dict
+    hint: str  # if the sampled tokens or their frequencies are wrong
+
+
 def _row(values: list[float]) -> torch.Tensor:
     return torch.tensor(values).repeat(N, 1)
 
 
 CASES = [
-    # (description, logits, kwargs, hint if the support or the frequencies are wrong)
-    (
+    _Case(
         "temperature=1",
         _row([2.0, 1.0, 0.5, 0.0, -1.0, -2.0]),
         {},
-        "sample from softmax(logits): torch.multinomial(torch.softmax(logits, -1), 1)",
+        hint="sample from softmax(logits): torch.multinomial(torch.softmax(logits, -1), 1)",
     ),
-    (
+    _Case(
         "temperature=0.5",
         _row([2.0, 1.0, 0.5, 0.0, -1.0, -2.0]),
         {"temperature": 0.5},
-        "divide the logits by the temperature (0.5 makes the distribution sharper); do not "
+        hint="divide the logits by the temperature (0.5 makes the distribution sharper); do not "
         "multiply, and apply it before the softmax",
     ),
-    (
+    _Case(
         "temperature=2.0",
         _row([2.0, 1.0, 0.5, 0.0, -1.0, -2.0]),
         {"temperature": 2.0},
-        "divide the logits by the temperature (2.0 makes the distribution flatter)",
+        hint="divide the logits by the temperature (2.0 makes the distribution flatter)",
     ),
-    (
+    _Case(
         "top_k=3 with a tie at the 3rd place",
         _row([3.0, 2.0, 2.0, 2.0, 1.0, 0.0]),
         {"top_k": 3},
-        "top_k keeps exactly k tokens: with a tie at the k-th place keep the lower token ids "
+        hint="top_k keeps exactly k tokens: with a tie at the k-th place keep the lower token ids "
         "(a stable sort), not every token ≥ the k-th value",
     ),
-    (
+    _Case(
         "top_p=0.6 on probabilities (0.5, 0.3, 0.1, 0.1)",
         _row([math.log(0.5), math.log(0.3), math.log(0.1), math.log(0.1)]),
         {"top_p": 0.6},
-        "keep the smallest set whose probability reaches top_p *including* the token that "
+        hint="keep the smallest set whose probability reaches top_p *including* the token that "
         "crosses it: here tokens 0 and 1 (0.5 < 0.6 ≤ 0.8)",
     ),
-    ("top_p=1.0", _row([1.0, 0.0, -1.0, -3.0]), {"top_p": 1.0}, "top_p=1.0 keeps every token"),
-    (
+    _Case(
+        "top_p=1.0",
+        _row([1.0, 0.0, -1.0, -3.0]),
+        {"top_p": 1.0},
+        hint="top_p=1.0 is allowed (0 < top_p ≤ 1) and keeps every token",
+    ),
+    _Case(
         "top_k=3, then top_p=0.7 on what is left",
         _row([2.0, 1.5, 1.0, 0.9, 0.0]),
         {"top_k": 3, "top_p": 0.7},
-        "apply top_k first, then top_p to the renormalised probabilities of the k survivors",
+        hint="apply top_k first, then top_p to the renormalised probabilities of the k survivors",
     ),
 ]
 
@@ -102,7 +114,7 @@ def check_sample_next_token(impl: Callable) -> None:
         )
     # Distributions: the learner's samples against the reference's, same seeds.
     for case, logits, kw, hint in CASES:
-        got = _draw(impl, logits, 1, **kw)
+        got = call(f"sample_next_token({case})", _draw, impl, logits, 1, hint=hint, **kw)
         want = _draw(ref, logits, 1, **kw)
         V = logits.shape[-1]
         got_counts = torch.bincount(got, minlength=V)

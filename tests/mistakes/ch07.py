@@ -206,6 +206,13 @@ def _adamw_returns_params(params, grads, ms, vs, step, **hp):
     return params
 
 
+@torch.no_grad()
+def _adamw_decay_after(params, grads, ms, vs, step, *, lr, weight_decay=0.01, **hp):
+    ref.adamw_step(params, grads, ms, vs, step, lr=lr, weight_decay=0.0, **hp)
+    for p in params:
+        p.mul_(1 - lr * weight_decay)  # after the Adam update, not before
+
+
 def _adamw_rebinding(params, grads, ms, vs, step, **hp):
     params = [p.clone() for p in params]  # updates a copy: the caller sees nothing
     ref.adamw_step(params, grads, ms, vs, step, **hp)
@@ -294,6 +301,11 @@ MISTAKES = {
         ("rebinds m", _adamw_m_rebound, "the first moment m is wrong or not updated in place"),
         ("v from m", _adamw_v_of_m, "of the raw gradient, not of m"),
         ("no weight decay", _adamw_no_decay, "the weight decay is missing"),
+        (
+            "weight decay after the update",
+            _adamw_decay_after,
+            "apply the weight decay before the Adam",
+        ),
         (
             "returns the parameters",
             _adamw_returns_params,

@@ -67,6 +67,43 @@ def _batch_topk(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return ref(logits, temperature, top_k, top_p, generator)
 
 
+def _sigmoid(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    _validate(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.sigmoid(logits / temperature)  # sigmoid where softmax is meant
+    if top_k is not None:
+        kth = torch.sort(logits, dim=-1, descending=True, stable=True).indices[..., top_k:]
+        probs = probs.scatter(-1, kth, 0.0)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _temperature_capped(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    _validate(temperature, top_k, top_p)
+    # "temperature goes from 0 to 1", as in some APIs: 2.0 is silently taken as 1.0
+    return ref(logits, min(temperature, 1.0), top_k, top_p, generator)
+
+
+def _top_p_below_one(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    if top_p is not None and not 0 < top_p < 1:  # < 1, where the docstring says ≤ 1
+        raise ValueError(f"top_p must be in (0, 1), got {top_p}")
+    return ref(logits, temperature, top_k, top_p, generator)
+
+
+def _top_p_on_all_tokens(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    _validate(temperature, top_k, top_p)
+    if top_k is None or top_p is None or temperature == 0:
+        return ref(logits, temperature, top_k, top_p, generator)
+    # both filters on the full distribution: top_p does not see the renormalised survivors
+    probs = torch.softmax(logits / temperature, -1)
+    sorted_p, order = torch.sort(probs, descending=True, stable=True)
+    keep = (sorted_p.cumsum(-1) - sorted_p) < top_p
+    keep[..., top_k:] = False
+    mask = torch.zeros_like(keep).scatter(-1, order, keep)
+    probs = probs.masked_fill(~mask, 0)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
 def _as_list(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
     return ref(logits, temperature, top_k, top_p, generator).tolist()
 
@@ -92,5 +129,13 @@ MISTAKES = {
         ("top_k over the whole batch", _batch_topk, "filter each row on its own (dim=-1)"),
         ("no validation", _no_validation, "validate the arguments first: temperature ≥ 0"),
         ("returns a list", _as_list, "should return a tensor, got list"),
+        ("sigmoid instead of softmax", _sigmoid, "sample from softmax(logits)"),
+        ("temperature capped at 1", _temperature_capped, "2.0 makes the distribution flatter"),
+        ("top_p = 1.0 refused", _top_p_below_one, "top_p=1.0 is allowed (0 < top_p ≤ 1)"),
+        (
+            "top_p on the full distribution",
+            _top_p_on_all_tokens,
+            "renormalised probabilities of the k",
+        ),
     ],
 }
