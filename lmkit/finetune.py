@@ -1,5 +1,7 @@
 """Chapter 10 — fine-tuning: a classifier on top of a pre-trained encoder, frozen features,
-and low-rank adaptation (LoRA).
+and low-rank adaptation (LoRA); training stopped early on a validation set
+(:func:`fine_tune`, :func:`train_lm`), and the bag-of-words logistic regression that every
+neural classifier is compared with (:class:`BagOfWords`, :func:`fit_logistic_regression`).
 
 Exercises 10.1–10.3 live here: :func:`mean_pool`, :meth:`LoRALinear.forward` and
 :func:`add_lora`.

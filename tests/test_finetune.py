@@ -202,3 +202,19 @@ def test_train_lm_is_offered_a_budget_and_keeps_its_best_evaluation():
     assert [h[0] for h in run["history"]] == [0, 20, 40, 60]
     assert run["val_loss"] < run["history"][0][1] - 1.0
     assert sentence_lm_loss(model, *val) == pytest.approx(run["val_loss"], abs=1e-5)
+
+
+def test_train_lm_min_delta_says_what_counts_as_progress():
+    torch.manual_seed(0)
+    model = GPT(TINY_GPT)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.arange(6, 26).repeat(30)
+    val = (ids[:96].view(6, 16), torch.ones(6, 16, dtype=torch.bool))
+    run = train_lm(
+        model, ids, val, lr=3e-3, max_steps=100, eval_every=10, patience=2, min_delta=100.0
+    )
+    assert [h[0] for h in run["history"]] == [0, 10, 20], "no decrease of 100 nats: stop"
+    assert run["best_step"] == 0 and run["steps_run"] == 20
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), (
+        "the best evaluation was before training: those weights are back"
+    )
