@@ -24,6 +24,7 @@ __all__ = [
     "CORPORA",
     "Corpus",
     "CorpusUnavailable",
+    "cached_file",
     "corpus_path",
     "data_dir",
     "download",
@@ -129,30 +130,56 @@ def download(url: str, path: str | Path, sha256: str) -> Path:
 _verified: set[tuple[str, float, int]] = set()
 
 
+def cached_file(
+    filename: str,
+    url: str,
+    sha256: str,
+    *,
+    name: str | None = None,
+    download_if_missing: bool = True,
+    missing_hint: str = "",
+) -> Path:
+    """``filename`` in the cache (:func:`data_dir`), downloaded from ``url`` if missing and
+    checked against ``sha256`` once per process (a hand-placed file too).
+
+    Shared by :func:`corpus_path` and :func:`lmkit.gguf.smollm2_path`. ``name`` is what the
+    errors call the file; ``missing_hint`` is added to the error when it is not cached and
+    ``download_if_missing`` is false. Raises :class:`CorpusUnavailable`.
+    """
+    name = name or filename
+    path = data_dir() / filename
+    if not path.exists():
+        if not download_if_missing:
+            raise CorpusUnavailable(
+                f"{name} is not in the cache: put {url} at {path} (sha256 {sha256})"
+                + (f"; {missing_hint}" if missing_hint else "")
+            )
+        download(url, path, sha256)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _verified:  # check a hand-placed file once per process
+        got = sha256_of(path)
+        if got != sha256:
+            raise CorpusUnavailable(
+                f"{path} is not the expected {name} (sha256 {got}, expected "
+                f"{sha256}): delete it, and it will be downloaded again"
+            )
+        _verified.add(key)
+    return path
+
+
 def corpus_path(name: str = "tinyshakespeare", download_if_missing: bool = True) -> Path:
     """The cached file of corpus ``name``, downloaded and verified on first use."""
     if name not in CORPORA:
         raise KeyError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
     corpus = CORPORA[name]
-    path = data_dir() / corpus.filename
-    if not path.exists():
-        if not download_if_missing:
-            raise CorpusUnavailable(
-                f"{corpus.name} is not in the cache: put {corpus.url} at {path} "
-                f"(sha256 {corpus.sha256})"
-            )
-        download(corpus.url, path, corpus.sha256)
-    stat = path.stat()
-    key = (str(path), stat.st_mtime, stat.st_size)
-    if key not in _verified:  # check a hand-placed file once per process
-        got = sha256_of(path)
-        if got != corpus.sha256:
-            raise CorpusUnavailable(
-                f"{path} is not the expected {corpus.name} (sha256 {got}, expected "
-                f"{corpus.sha256}): delete it, and it will be downloaded again"
-            )
-        _verified.add(key)
-    return path
+    return cached_file(
+        corpus.filename,
+        corpus.url,
+        corpus.sha256,
+        name=corpus.name,
+        download_if_missing=download_if_missing,
+    )
 
 
 def load_text(name: str = "tinyshakespeare") -> str:
