@@ -200,8 +200,10 @@ def llama_config_kwargs(
         return metadata[full]
 
     vocab = metadata.get(f"{arch}.vocab_size")
-    if vocab is None:  # older files: the tokenizer's list is the vocabulary
-        vocab = len(metadata["tokenizer.ggml.tokens"])
+    if vocab is None and "tokenizer.ggml.tokens" in metadata:
+        vocab = len(metadata["tokenizer.ggml.tokens"])  # older files: the token list
+    elif vocab is None:
+        vocab = get("vocab_size")  # raises, naming the key
     n_head = get("attention.head_count")
     return {
         "vocab_size": int(vocab),
