@@ -258,7 +258,7 @@ def test_quantisation_summary(path):
 
 
 def _write(path, arch: str, tensors: dict[str, np.ndarray], **keys) -> None:
-    gguf_pkg = pytest.importorskip("gguf")
+    gguf_pkg = pytest.importorskip("gguf", reason=f"needs the gguf package: {gguf.PIP_LINE}")
     writer = gguf_pkg.GGUFWriter(str(path), arch)
     writer.add_block_count(1)
     for key, value in keys.items():
