@@ -908,6 +908,86 @@ def lora() -> Canvas:
     return cv
 
 
+# ----------------------------------------------------------------------------------------
+# Chapter 11: a Llama block beside GPT-2's
+# ----------------------------------------------------------------------------------------
+def _swiglu(cv: Canvas, x, top) -> float:
+    """SwiGLU in a frame whose top is ``top`` (as tall as :func:`_ffn`); returns its bottom."""
+    bottom = top - 1.72
+    frame = FancyBboxPatch(
+        (x - 1.05, bottom),
+        2.1,
+        top - bottom,
+        boxstyle="round,pad=0,rounding_size=0.08",
+        facecolor=KINDS["ffn"][0],
+        edgecolor=KINDS["ffn"][1],
+        lw=1.2,
+        zorder=1,
+    )
+    cv.ax.add_patch(frame)
+    cv.inside.append((cv.text(x + 0.97, top - 0.13, "SwiGLU", size=8.5, ha="right"), frame))
+    y1, y2, y3 = top - 0.42, top - 0.92, top - 1.42
+    cv.box(x - 0.47, y1, 0.86, 0.34, "gate", kind="linear", size=9)
+    cv.box(x + 0.47, y1, 0.86, 0.34, "up", kind="linear", size=9)
+    cv.box(x, y2, 1.7, 0.34, "silu(gate) ⊙ up", kind="op", size=9)
+    cv.arrow((x - 0.47, y1 - 0.17), (x - 0.47, y2 + 0.17))
+    cv.arrow((x + 0.47, y1 - 0.17), (x + 0.47, y2 + 0.17))
+    cv.box(x, y3, 1.7, 0.34, "down  d_ff → d", kind="linear", size=9)
+    cv.arrow((x, y2 - 0.17), (x, y3 + 0.17))
+    return bottom
+
+
+def llama_block() -> Canvas:
+    cv = Canvas(8.0, 7.25)
+    ffn_top = 3.22
+    for title, formula, mid in [
+        ("GPT-2 block", "token + learned position embeddings go in", 2.0),
+        ("Llama / SmolLM2 block", "token embeddings only: RoPE rotates q and k", 6.0),
+    ]:
+        cv.text(mid, 7.02, title, size=11, weight="bold")
+        cv.text(mid, 6.72, formula, size=8.5, color=MUTED)
+    for xs, xb, right in [(0.75, 2.45, False), (4.75, 6.45, True)]:
+        cv.text(xs - 0.08, 6.35, "x  (B, T, d)", size=9, ha="left", color=STREAM)
+        _stream(cv, xs, 6.2, 1.3)
+        _branch(cv, xs, xb, 5.9, 5.69)
+        norm = "RMSNorm" if right else "LayerNorm"
+        cv.box(xb, 5.5, 1.7, 0.38, norm, kind="norm", size=9.5)
+        cv.arrow((xb, 5.31), (xb, 5.12))
+        if right:
+            cv.box(
+                xb,
+                4.8,
+                2.1,
+                0.64,
+                "grouped-query attention",
+                kind="attn",
+                sub="9 q heads, 3 kv heads, RoPE",
+                size=9.5,
+            )
+        else:
+            cv.box(
+                xb,
+                4.8,
+                2.1,
+                0.64,
+                "multi-head attention",
+                kind="attn",
+                sub="12 q, k, v heads",
+                size=9.5,
+            )
+        _back(cv, xs, xb, 4.48, 4.25)
+        _branch(cv, xs, xb, 3.95, 3.79)
+        cv.box(xb, 3.6, 1.7, 0.38, norm, kind="norm", size=9.5)
+        cv.arrow((xb, 3.41), (xb, ffn_top))
+        bottom = _swiglu(cv, xb, ffn_top) if right else _ffn(cv, xb, ffn_top)
+        _back(cv, xs, xb, bottom, 1.3)
+        _stream(cv, xs, 1.17, 0.6, arrow=True)
+        cv.text(xs - 0.08, 0.45, "x  (B, T, d)", size=9, ha="left", color=STREAM)
+    cv.text(2.0, 0.15, "biases in every Linear and LayerNorm", size=8.5, color=MUTED)
+    cv.text(6.0, 0.15, "no biases; d_ff = 8d/3 costs what 4d did", size=8.5, color=MUTED)
+    return cv
+
+
 DIAGRAMS = {
     "attention_heads": attention_heads,
     "block": block,
@@ -915,6 +995,7 @@ DIAGRAMS = {
     "kv_cache": kv_cache,
     "bert_inputs": bert_inputs,
     "lora": lora,
+    "llama_block": llama_block,
 }
 
 
