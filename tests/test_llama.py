@@ -222,3 +222,33 @@ def test_bad_inputs():
     del tensors["blk.1.ffn_up.weight"]
     with pytest.raises(ValueError, match="lack 1"):
         Llama.from_gguf_tensors(TINY, tensors)
+
+
+def _smollm2_or_skip():
+    from lmkit.data import CorpusUnavailable
+    from lmkit.gguf import smollm2_path
+
+    try:
+        return smollm2_path(download_if_missing=False)
+    except CorpusUnavailable as err:
+        pytest.skip(str(err))
+
+
+def test_smollm2_from_gguf_knows_paris():
+    from lmkit.gguf import load_tokenizer
+
+    path = _smollm2_or_skip()
+    model = Llama.from_gguf(path, fast_attention=True)
+    assert model.config == LlamaConfig.smollm2_135m(fast_attention=True)
+    assert model.num_parameters() == 134_515_008
+    assert model.head.weight is model.embed.weight
+    tokenizer = load_tokenizer(path)
+    ids = tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(ids)[0][0, -1]
+    assert tokenizer.decode(logits.argmax()) == " Paris"
+    # The cache path on the real weights: the same logits as the whole prompt at once.
+    cache = KVCache(model.config.n_layer)
+    model.forward_cached(ids[:, :3], cache)
+    cached = model.forward_cached(ids[:, 3:], cache)[0, -1]
+    torch.testing.assert_close(cached, logits, atol=1e-4, rtol=1e-4)
