@@ -295,11 +295,6 @@ class LlamaConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
-    @property
-    def n_embd(self) -> int:
-        """GPT-2's name for ``d_model`` (what chapter 8's sampler and chapter 1 read)."""
-        return self.d_model
-
     @classmethod
     def smollm2_135m(cls, **overrides) -> LlamaConfig:
         """SmolLM2-135M's shape (its GGUF metadata gives the same numbers)."""
@@ -340,7 +335,11 @@ class LlamaBlock(nn.Module):
         self.ffn_norm = RMSNorm(d, config.rms_eps)
         self.ffn = SwiGLU(d, config.d_ff)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        """``(B, T, d)`` → ``(B, T, d)``; with a cache, ``x`` holds the new tokens only and
+        their keys and values are appended to ``cache`` at index ``layer``."""
         x = x + self.attn(self.attn_norm(x), cache, layer)
         return x + self.ffn(self.ffn_norm(x))
 
@@ -411,9 +410,6 @@ class Llama(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         return self.head(self.norm(x))
-
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layer)
 
     # ------------------------------------------------------------------ GGUF weights
 
