@@ -430,12 +430,13 @@ def progress(file=None) -> dict[str, str]:
     """Print a table of every exercise's state and return ``{id: state}``."""
     out = file or sys.stdout
     states: dict[str, str] = {}
+    width = max(len(_REGISTRY[i].name) for i in exercise_ids())
     for i in exercise_ids():
         ex = _REGISTRY[i]
         state, detail = status(i)
         states[i] = state
         mark = {"done": "✓", "failing": "✗", "not started": "·"}[state]
-        line = f"{mark} {ex.id:<5} {ex.name:<28} {state}"
+        line = f"{mark} {ex.id:<5} {ex.name:<{width}} {state}"
         if detail:
             line += f" — {detail[:110]}"
         print(line, file=out)
