@@ -383,9 +383,11 @@ class Llama(nn.Module):
             what = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"idx must be an int64 tensor of shape (B, T), got {what}")
         if start + idx.shape[1] > self.config.block_size:
+            limit = self.config.block_size
             raise ValueError(
-                f"{start} cached + {idx.shape[1]} new tokens exceed block_size "
-                f"{self.config.block_size}"
+                f"{start} cached + {idx.shape[1]} new tokens exceed block_size {limit}, "
+                f"the longest context this model takes; keep the last {limit - start} "
+                "new tokens (idx[:, -n:])"
             )
 
     def forward(

@@ -210,11 +210,13 @@ def test_bad_inputs():
     model = Llama(TINY)
     with pytest.raises(ValueError, match="int64"):
         model(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(
+        ValueError, match=r"0 cached \+ 33 new tokens exceed block_size 32.*last 32"
+    ):
         model(torch.zeros(1, 33, dtype=torch.long))
     cache = KVCache(TINY.n_layer)
     model.forward_cached(torch.zeros(1, 30, dtype=torch.long), cache)
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(ValueError, match=r"30 cached \+ 3 new tokens exceed block_size 32.*last 2"):
         model.forward_cached(torch.zeros(1, 3, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="divisible"):
         GroupedQueryAttention(48, 6, 4)
