@@ -108,6 +108,8 @@ def main() -> None:
         parser.error("--clock cpu measures one CPU thread: use it with --threads 1")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
+    import transformers
+
     path = smollm2_path()
     model = Llama.from_gguf(path, fast_attention=True)
     hf = load_hf(path)
@@ -182,6 +184,7 @@ def main() -> None:
             "date": datetime.date.today().isoformat(),
             "device": name,
             "torch": torch.__version__,
+            "transformers": transformers.__version__,
             "threads": torch.get_num_threads(),
             "clock": args.clock,
             "rounds": args.rounds,
