@@ -305,12 +305,23 @@ def predict(
     return torch.cat(out)
 
 
-def _restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    model.load_state_dict(state)
-
-
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _schedule(opt, step: int, lr: float, warmup_steps: int, max_steps: int) -> None:
+    """Chapter 7's warmup + cosine schedule (down to lr / 10) for optimiser step ``step``."""
+    from lmkit.optim import cosine_lr
+
+    rate = cosine_lr(
+        step - 1,
+        max_lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=min(warmup_steps, max_steps),
+        max_steps=max_steps,
+    )
+    for group in opt.param_groups:
+        group["lr"] = rate
 
 
 def fine_tune(
@@ -341,7 +352,7 @@ def fine_tune(
         ``{"best_step", "val_loss", "val_accuracy", "steps_run", "history"}``, where
         ``history`` lists ``[step, val_loss, val_accuracy]`` per evaluation.
     """
-    from lmkit.optim import AdamW, cosine_lr
+    from lmkit.optim import AdamW
     from lmkit.train import EarlyStopping
 
     x, m, y = train
@@ -352,14 +363,7 @@ def fine_tune(
     history, best, best_state, step = [], None, _snapshot(classifier), 0
     for step in range(1, max_steps + 1):
         classifier.train()
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(
-                step - 1,
-                max_lr=lr,
-                min_lr=lr / 10,
-                warmup_steps=min(warmup_steps, max_steps),
-                max_steps=max_steps,
-            )
+        _schedule(opt, step, lr, warmup_steps, max_steps)
         b = torch.randint(len(y), (batch_size,), generator=g)
         n = max(int(m[b].sum(1).max()), 1)
         loss = nn.functional.cross_entropy(classifier(x[b, :n], m[b, :n]), y[b])
@@ -376,7 +380,7 @@ def fine_tune(
                 best, best_state = history[-1], _snapshot(classifier)
             if stop:
                 break
-    _restore(classifier, best_state)
+    classifier.load_state_dict(best_state)
     classifier.eval()
     if best is None:  # not one finite evaluation: report the last one
         best = history[-1]
@@ -418,7 +422,7 @@ def train_lm(
         ``[step, val_loss]``; step 0 is the model before training.
     """
     from lmkit.batching import get_batch
-    from lmkit.optim import AdamW, clip_grad_norm_, cosine_lr, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups
     from lmkit.train import EarlyStopping
 
     opt = AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.99))
@@ -429,14 +433,7 @@ def train_lm(
     best, best_state, step = history[0], _snapshot(model), 0
     for step in range(1, max_steps + 1):
         model.train()
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(
-                step - 1,
-                max_lr=lr,
-                min_lr=lr / 10,
-                warmup_steps=min(warmup_steps, max_steps),
-                max_steps=max_steps,
-            )
+        _schedule(opt, step, lr, warmup_steps, max_steps)
         x, y = get_batch(ids, model.config.block_size, batch_size, g)
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
@@ -450,7 +447,7 @@ def train_lm(
                 best, best_state = history[-1], _snapshot(model)
             if stop:
                 break
-    _restore(model, best_state)
+    model.load_state_dict(best_state)
     model.eval()
     return {"best_step": best[0], "val_loss": best[1], "steps_run": step, "history": history}
 

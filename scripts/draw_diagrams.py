@@ -388,12 +388,8 @@ def attention_heads() -> Canvas:
 # ----------------------------------------------------------------------------------------
 # Chapter 5: the block, pre-norm and post-norm
 # ----------------------------------------------------------------------------------------
-def _ffn(cv: Canvas, x, top, activation="GELU") -> float:
-    """The feed-forward network as three boxes in a frame whose top is ``top``; returns the
-    frame's bottom."""
-    labels = [("Linear d → 4d", "linear"), (activation, "op"), ("Linear 4d → d", "linear")]
-    ys = [top - 0.42 - k * 0.5 for k in range(3)]
-    bottom = top - 1.72
+def _ffn_frame(cv: Canvas, x, top, bottom, title: str) -> None:
+    """The framed, titled box that holds a feed-forward network's layers."""
     frame = FancyBboxPatch(
         (x - 1.05, bottom),
         2.1,
@@ -405,7 +401,16 @@ def _ffn(cv: Canvas, x, top, activation="GELU") -> float:
         zorder=1,
     )
     cv.ax.add_patch(frame)
-    cv.inside.append((cv.text(x + 0.97, top - 0.13, "FFN", size=8.5, ha="right"), frame))
+    cv.inside.append((cv.text(x + 0.97, top - 0.13, title, size=8.5, ha="right"), frame))
+
+
+def _ffn(cv: Canvas, x, top, activation="GELU") -> float:
+    """The feed-forward network as three boxes in a frame whose top is ``top``; returns the
+    frame's bottom."""
+    labels = [("Linear d → 4d", "linear"), (activation, "op"), ("Linear 4d → d", "linear")]
+    ys = [top - 0.42 - k * 0.5 for k in range(3)]
+    bottom = top - 1.72
+    _ffn_frame(cv, x, top, bottom, "FFN")
     for k, ((label, kind), y) in enumerate(zip(labels, ys, strict=True)):
         cv.box(x, y, 1.7, 0.34, label, kind=kind, size=9)
         if k:
@@ -914,18 +919,7 @@ def lora() -> Canvas:
 def _swiglu(cv: Canvas, x, top) -> float:
     """SwiGLU in a frame whose top is ``top`` (as tall as :func:`_ffn`); returns its bottom."""
     bottom = top - 1.72
-    frame = FancyBboxPatch(
-        (x - 1.05, bottom),
-        2.1,
-        top - bottom,
-        boxstyle="round,pad=0,rounding_size=0.08",
-        facecolor=KINDS["ffn"][0],
-        edgecolor=KINDS["ffn"][1],
-        lw=1.2,
-        zorder=1,
-    )
-    cv.ax.add_patch(frame)
-    cv.inside.append((cv.text(x + 0.97, top - 0.13, "SwiGLU", size=8.5, ha="right"), frame))
+    _ffn_frame(cv, x, top, bottom, "SwiGLU")
     y1, y2, y3 = top - 0.42, top - 0.92, top - 1.42
     cv.box(x - 0.47, y1, 0.86, 0.34, "gate", kind="linear", size=9)
     cv.box(x + 0.47, y1, 0.86, 0.34, "up", kind="linear", size=9)
