@@ -391,27 +391,38 @@ class Llama(nn.Module):
             )
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``idx`` (B, T) → ``(logits (B, T, V), loss or None)``."""
+        """``idx`` (B, T) → ``(logits (B, T, V), loss or None)``. ``last_only``: the last
+        position's logits only, ``(B, 1, V)`` — what sampling needs; SmolLM2's head is
+        ``V·d`` = 28M multiply-adds per position, a fifth of the whole model's."""
         self._check_idx(idx)
+        if last_only and targets is not None:
+            raise ValueError("last_only computes no loss: pass targets=None")
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
-        logits = self.head(self.norm(x))
+        logits = self.head(self.norm(x[:, -1:] if last_only else x))
         loss = None if targets is None else lm_loss(logits, targets)
         return logits, loss
 
     @torch.no_grad()
-    def forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def forward_cached(
+        self, idx: torch.Tensor, cache: KVCache, *, last_only: bool = False
+    ) -> torch.Tensor:
         """Logits ``(B, T_new, V)`` of the new tokens ``idx``, at positions
         ``cache.length …``; their keys and values are appended to ``cache`` (tested to equal
-        :meth:`forward` on the whole sequence)."""
+        :meth:`forward` on the whole sequence). ``last_only``: ``(B, 1, V)``, the last new
+        token's."""
         self._check_idx(idx, cache.length)
         x = self.embed(idx)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
-        return self.head(self.norm(x))
+        return self.head(self.norm(x[:, -1:] if last_only else x))
 
     # ------------------------------------------------------------------ GGUF weights
 

@@ -153,20 +153,34 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``idx`` (B, T) → ``(logits (B, T, V), loss or None)``; ``loss`` is
-        :func:`~lmkit.loss.lm_loss` when ``targets`` (B, T) is given."""
-        logits = self.head(self.encode(idx))
+        :func:`~lmkit.loss.lm_loss` when ``targets`` (B, T) is given. ``last_only``: the
+        logits of the last position only, ``(B, 1, V)`` — all that sampling the next token
+        needs, without running the head over every position."""
+        x = self.encode(idx)
+        if last_only:
+            if targets is not None:
+                raise ValueError("last_only computes no loss: pass targets=None")
+            x = x[:, -1:]
+        logits = self.head(x)
         loss = None if targets is None else lm_loss(logits, targets)
         return logits, loss
 
     @torch.no_grad()
-    def forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def forward_cached(
+        self, idx: torch.Tensor, cache: KVCache, *, last_only: bool = False
+    ) -> torch.Tensor:
         """Logits ``(B, T_new, V)`` of the new tokens ``idx`` (B, T_new), given ``cache``.
 
         The new tokens sit at positions ``cache.length …``; their keys and values are
         appended to ``cache``. Equals ``forward`` on the whole sequence (tested).
+        ``last_only``: the last new token's logits only, ``(B, 1, V)``.
         """
         B, T = idx.shape
         start = cache.length
@@ -192,7 +206,7 @@ class GPT(nn.Module):
             y = attention(q, k, v, mask, fast=attn.fast)
             x = x + attn.proj(y.transpose(1, 2).reshape(B, T, self.config.n_embd))
             x = x + block.ffn(block.ln2(x))
-        return self.head(self.ln_f(x))
+        return self.head(self.ln_f(x[:, -1:] if last_only else x))
 
     # ------------------------------------------------------------------ GPT-2 interop
 

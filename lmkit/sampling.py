@@ -80,9 +80,9 @@ def generate(
     pending = idx[:, -block:]  # tokens not yet in the cache
     for _ in range(max_new_tokens):
         if cache is not None and cache.length + pending.shape[1] <= block:
-            logits = model.forward_cached(pending, cache)[:, -1]
+            logits = model.forward_cached(pending, cache, last_only=True)[:, -1]
         else:
-            logits = model(idx[:, -block:])[0][:, -1]
+            logits = model(idx[:, -block:], last_only=True)[0][:, -1]
         token = sample_next_token(logits.float(), temperature, top_k, top_p, generator)
         idx = torch.cat([idx, token[:, None]], dim=1)
         pending = token[:, None]

@@ -9,7 +9,7 @@ import lmkit.llama
 from lmkit.llama import past_length
 from lmkit.model import KVCache
 from solutions.attention import check_attention_inputs, scaled_dot_product_attention
-from solutions.positions import apply_rope
+from solutions.positions import apply_rope, fused_apply_rope
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -30,10 +30,6 @@ def fused_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> 
     if weight.shape != x.shape[-1:]:
         return rms_norm(x, weight, eps)  # its clear error
     return F.rms_norm(x, x.shape[-1:], weight, eps)
-
-
-#: Exercises whose reference has a fused twin for reference mode (lmkit.grading.Exercise.runner).
-FUSED = {"rms_norm": fused_rms_norm}
 
 
 class SwiGLU(lmkit.llama.SwiGLU):
@@ -85,3 +81,42 @@ class GroupedQueryAttention(lmkit.llama.GroupedQueryAttention):
         else:
             y = scaled_dot_product_attention(q, k, v, mask)[0]
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, h, hd) → (B, T, C)
+
+
+def fused_gqa_forward(
+    self: lmkit.llama.GroupedQueryAttention,
+    x: torch.Tensor,
+    cache: KVCache | None = None,
+    layer: int = 0,
+) -> torch.Tensor:
+    # What reference mode runs for `fast=True` models: the same computation as the
+    # reference above, with three shortcuts PyTorch's fused kernel allows. It reads the
+    # n_kv_head keys and values directly (`enable_gqa=True`) instead of copying them
+    # n_head / n_kv_head times; a single new token sees every cached key, so it needs no
+    # mask; with nothing cached the mask is plain causal (`is_causal=True`, no mask tensor).
+    # Equal to the reference within float rounding (tests/test_llama.py).
+    if not self.fast or x.dim() != 3 or x.shape[-1] != self.d_model:
+        return GroupedQueryAttention.forward(self, x, cache, layer)  # its errors too
+    B, T, C = x.shape
+    h, kvh, hd = self.n_head, self.n_kv_head, self.head_dim
+    q = self.q(x).view(B, T, h, hd).transpose(1, 2)
+    k = self.k(x).view(B, T, kvh, hd).transpose(1, 2)
+    v = self.v(x).view(B, T, kvh, hd).transpose(1, 2)
+    start = past_length(cache, layer)
+    positions = torch.arange(start, start + T, device=x.device)
+    q = fused_apply_rope(q, positions, self.rope_base)
+    k = fused_apply_rope(k, positions, self.rope_base)
+    if cache is not None:
+        k, v = cache.append(layer, k, v)
+    if T == 1:
+        y = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    elif start == 0:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    else:
+        mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(start)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+#: Exercises whose reference has a fused twin for reference mode (lmkit.grading.Exercise.runner).
+FUSED = {"rms_norm": fused_rms_norm, "GroupedQueryAttention.forward": fused_gqa_forward}

@@ -254,3 +254,42 @@ def test_smollm2_from_gguf_knows_paris():
     model.forward_cached(ids[:, :3], cache)
     cached = model.forward_cached(ids[:, 3:], cache)[0, -1]
     torch.testing.assert_close(cached, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_fused_attention_twin_equals_the_written_out_reference():
+    """Reference mode runs `solutions.llama.fused_gqa_forward` for fast models (no repeat_kv
+    copies, no mask for one new token, is_causal with an empty cache); it must give the
+    written-out reference's outputs, with and without a cache, for every kind of step."""
+    import solutions.llama as ref
+    from lmkit import grading
+
+    assert grading.get_exercise("11.4").runner() is ref.fused_gqa_forward
+    torch.manual_seed(8)
+    attn = GroupedQueryAttention(48, 6, 2, rope_base=1e4, fast=True)
+    x = torch.randn(2, 12, 48)
+    want = ref.GroupedQueryAttention.forward(attn, x)
+    torch.testing.assert_close(ref.fused_gqa_forward(attn, x), want)
+    caches = KVCache(3), KVCache(3)
+    for a, b in ((0, 5), (5, 6), (6, 12)):  # prefill, one token, a chunk after a prefix
+        got = ref.fused_gqa_forward(attn, x[:, a:b], caches[0], 2)
+        written = ref.GroupedQueryAttention.forward(attn, x[:, a:b], caches[1], 2)
+        torch.testing.assert_close(got, written)
+        torch.testing.assert_close(got, want[:, a:b], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(caches[0].keys[2], caches[1].keys[2])
+    with pytest.raises(ValueError, match="x should have shape"):
+        ref.fused_gqa_forward(attn, torch.randn(2, 12, 40))
+
+
+def test_last_only_logits_are_the_last_row():
+    torch.manual_seed(9)
+    model = Llama(TINY).eval()
+    idx = torch.randint(TINY.vocab_size, (2, 7), generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        full = model(idx)[0]
+        last, loss = model(idx, last_only=True)
+    assert last.shape == (2, 1, TINY.vocab_size) and loss is None
+    torch.testing.assert_close(last, full[:, -1:])
+    cache = KVCache(TINY.n_layer)
+    torch.testing.assert_close(model.forward_cached(idx, cache, last_only=True), full[:, -1:])
+    with pytest.raises(ValueError, match="last_only computes no loss"):
+        model(idx, idx, last_only=True)

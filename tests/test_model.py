@@ -78,6 +78,21 @@ def test_kv_cache_gives_the_same_logits(fast):
         model.forward_cached(torch.zeros(2, 5, dtype=torch.long), cache)
 
 
+def test_last_only_logits_are_the_last_row():
+    torch.manual_seed(0)
+    model = GPT(TINY).eval()
+    idx = torch.randint(50, (2, 9))
+    with torch.no_grad():
+        full, _ = model(idx)
+        last, loss = model(idx, last_only=True)
+    assert last.shape == (2, 1, 50) and loss is None
+    torch.testing.assert_close(last, full[:, -1:])
+    cached = model.forward_cached(idx, KVCache(TINY.n_layer), last_only=True)
+    torch.testing.assert_close(cached, full[:, -1:], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="last_only computes no loss"):
+        model(idx, idx, last_only=True)
+
+
 def test_loss_is_lm_loss_and_near_log_vocab_at_init():
     torch.manual_seed(0)
     model = GPT(TINY)
