@@ -294,3 +294,24 @@ def test_model_bad_input():
         TINY.with_(n_head=5)
     with pytest.raises(ValueError, match="eos_id must be a token id"):
         TINY.with_(eos_id=40)
+
+
+def test_nn_transformer_with_the_same_weights_gives_the_same_logits():
+    from lmkit.translation import to_torch_transformer
+
+    torch.manual_seed(3)
+    model = EncoderDecoder(TINY).eval()
+    _randomise(model, 4)
+    src, tgt_in, _ = _batch()
+    want, _ = model(src, tgt_in)
+    theirs = to_torch_transformer(model)
+    pad = ~model.source_mask(src)[:, 0, 0]  # True = padding: PyTorch's polarity
+    out = theirs(
+        model._embed(src),
+        model._embed(tgt_in),
+        tgt_mask=nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1]),
+        tgt_is_causal=True,
+        src_key_padding_mask=pad,
+        memory_key_padding_mask=pad,
+    )
+    torch.testing.assert_close(model.head(out), want, atol=1e-4, rtol=1e-4)
