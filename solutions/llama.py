@@ -9,7 +9,7 @@ import lmkit.llama
 from lmkit.llama import past_length
 from lmkit.model import KVCache
 from solutions.attention import check_attention_inputs, scaled_dot_product_attention
-from solutions.positions import apply_rope, fused_apply_rope
+from solutions.positions import apply_rope, fused_apply_rope, rope_factors, rotate_by
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -103,9 +103,14 @@ def fused_gqa_forward(
     k = self.k(x).view(B, T, kvh, hd).transpose(1, 2)
     v = self.v(x).view(B, T, kvh, hd).transpose(1, 2)
     start = past_length(cache, layer)
-    positions = torch.arange(start, start + T, device=x.device)
-    q = fused_apply_rope(q, positions, self.rope_base)
-    k = fused_apply_rope(k, positions, self.rope_base)
+    if x.dtype in (torch.float32, torch.float64) and hd % 2 == 0:
+        # positions start … start+T−1: one slice of the cached e^{iθ} table for q and k
+        factors = rope_factors(hd, start, T, self.rope_base, x.device, x.dtype)
+        q, k = rotate_by(q, factors), rotate_by(k, factors)
+    else:
+        positions = torch.arange(start, start + T, device=x.device)
+        q = fused_apply_rope(q, positions, self.rope_base)
+        k = fused_apply_rope(k, positions, self.rope_base)
     if cache is not None:
         k, v = cache.append(layer, k, v)
     if T == 1:

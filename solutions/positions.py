@@ -79,8 +79,27 @@ def fused_apply_rope(
     )
     if not fits or int(positions.min()) < 0:
         return apply_rope(x, positions, base)  # its clear errors, and any other input
-    cdtype = torch.complex64 if x.dtype == torch.float32 else torch.complex128
-    table = _rope_table(D, base, int(positions.max()) + 1, x.device, cdtype)
+    table = _rope_table(D, base, int(positions.max()) + 1, x.device, _complex(x.dtype))
+    return rotate_by(x, table[positions.to(x.device)])
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex64 if dtype == torch.float32 else torch.complex128
+
+
+def rope_factors(
+    D: int, start: int, T: int, base: float, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """e^{iθ} of positions ``start … start + T − 1``, ``(T, D/2)`` complex: a slice of the
+    cached table (no index, no position tensor), for a model whose positions are a run of
+    consecutive integers — every GPT-style decoder. Computed once per forward, shared by
+    q and k (``solutions.llama.fused_gqa_forward``)."""
+    return _rope_table(D, base, start + T, device, _complex(dtype))[start : start + T]
+
+
+def rotate_by(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(…, T, D)`` float32/64, its pairs rotated by ``factors`` ``(T, D/2)`` complex."""
+    D = x.shape[-1]
     pairs = x.reshape(*x.shape[:-1], D // 2, 2)
     if (
         pairs.stride(-1) != 1
@@ -88,7 +107,7 @@ def fused_apply_rope(
         or any(s % 2 for s in pairs.stride()[:-1])
     ):
         pairs = pairs.contiguous()
-    rotated = torch.view_as_complex(pairs) * table[positions.to(x.device)]  # (…, T, D/2)
+    rotated = torch.view_as_complex(pairs) * factors  # (…, T, D/2)
     return torch.view_as_real(rotated).flatten(-2)
 
 

@@ -160,6 +160,19 @@ def test_fused_rope_twin_equals_the_written_out_reference(dtype, positions):
     torch.testing.assert_close(g_got, g_want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("start", [0, 5, 4090])  # 4090 + 7 > 4096: the table must grow
+def test_rope_factors_of_a_run_of_positions_equal_apply_rope(dtype, start):
+    """The decoder's shortcut: positions start … start+T−1 as one slice of the table."""
+    from solutions.positions import apply_rope, rope_factors, rotate_by
+
+    x = torch.randn(2, 3, 7, 16, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    factors = rope_factors(16, start, 7, 500.0, x.device, dtype)
+    assert factors.shape == (7, 8)
+    got = rotate_by(x, factors)
+    torch.testing.assert_close(got, apply_rope(x, torch.arange(start, start + 7), 500.0))
+
+
 def test_fused_rope_twin_keeps_the_clear_errors_and_is_what_reference_mode_runs():
     import solutions.positions as ref
     from lmkit import grading
