@@ -4,11 +4,12 @@
     python scripts/draw_diagrams.py --check    # exit 1 if a committed SVG is not a fresh drawing
     python scripts/draw_diagrams.py --png DIR  # also save PNG twins into DIR, to look at them
 
-Six diagrams, one function each, sharing one small style (rounded boxes, one palette, the
+Eight diagrams, one function each, sharing one small style (rounded boxes, one palette, the
 same arrows): ``attention_heads`` (chapter 4), ``block`` (5), ``gpt`` (6), ``kv_cache`` (8),
-``bert_inputs`` (9) and ``lora`` (10). Each figure is drawn in inches (the axes fill the
-figure and one data unit is one inch), so a font size in points is the size on the page
-when the book shows the figure about 8 inches (≈ 750 px) wide.
+``bert_inputs`` (9), ``lora`` (10), ``llama_block`` (11) and ``encoder_decoder`` (12). Each
+figure is drawn in inches (the axes fill the figure and one data unit is one inch), so a font
+size in points is the size on the page when the book shows the figure about 8 inches (≈ 750 px)
+wide.
 
 The output is byte-stable: a fixed ``svg.hashsalt``, no date in the metadata, and text
 drawn as paths (``svg.fonttype = "path"``), so the files look the same in every browser
@@ -982,6 +983,133 @@ def llama_block() -> Canvas:
     return cv
 
 
+# ----------------------------------------------------------------------------------------
+# Chapter 12: the encoder–decoder Transformer
+# ----------------------------------------------------------------------------------------
+def _stack(cv: Canvas, cx, cy, w, h, kind="attn", depth=2) -> None:
+    """The shadows behind a box that stands for N repeated blocks."""
+    for k in range(depth, 0, -1):
+        cv.ax.add_patch(
+            FancyBboxPatch(
+                (cx - w / 2 + 0.07 * k, cy - h / 2 + 0.07 * k),
+                w,
+                h,
+                boxstyle="round,pad=0,rounding_size=0.07",
+                facecolor=KINDS[kind][0],
+                edgecolor=KINDS[kind][1],
+                lw=1.0,
+                zorder=0.5 - 0.1 * k,
+            )
+        )
+
+
+def encoder_decoder() -> Canvas:
+    cv = Canvas(8.0, 7.9)
+    xe, xd = 1.85, 5.75
+    cv.text(xe, 7.68, "Encoder: reads the source", size=11, weight="bold")
+    cv.text(xd, 7.68, "Decoder: writes the target", size=11, weight="bold")
+    cv.box(xe, 7.2, 2.7, 0.5, "source ids", kind="tensor", sub="x₁ … xₘ EOS")
+    cv.box(xd, 7.2, 2.7, 0.5, "target in (shifted right)", kind="tensor", sub="BOS y₁ … yₙ")
+    cv.arrow((xe, 6.95), (xe, 6.64), "(B, S)")
+    cv.arrow((xd, 6.95), (xd, 6.64), "(B, T)")
+    for x in (xe, xd):
+        cv.box(
+            x,
+            6.36,
+            2.9,
+            0.56,
+            "embedding · √d + sinusoidal",
+            kind="linear",
+            sub="one V × d matrix for both",
+        )
+    cv.arrow((xe, 6.08), (xe, 5.55), "(B, S, d)")
+    cv.arrow((xd, 6.08), (xd, 5.72), "(B, T, d)", side="left")
+
+    # Encoder: chapter 5's block, bidirectional, N times.
+    _stack(cv, xe, 5.0, 2.9, 1.1)
+    cv.box(
+        xe,
+        5.0,
+        2.9,
+        1.1,
+        "N × encoder block",
+        kind="attn",
+        sub="self-attention, bidirectional\n(padding masked) → FFN\npre-norm, ⊕ residuals",
+        size=10.5,
+    )
+    cv.arrow((xe, 4.45), (xe, 4.06), "(B, S, d)")
+    cv.box(xe, 3.84, 2.0, 0.42, "LayerNorm  enc_ln", kind="norm", size=9.5)
+    cv.arrow((xe, 3.63), (xe, 3.3))
+    cv.box(xe, 3.05, 2.2, 0.5, "memory", kind="tensor", sub="(B, S, d), computed once")
+
+    # Decoder: three sub-layers, each pre-norm with its own residual.
+    top, bottom = 5.72, 2.62
+    _stack(cv, xd, (top + bottom) / 2, 3.1, top - bottom)
+    frame = FancyBboxPatch(
+        (xd - 1.55, bottom),
+        3.1,
+        top - bottom,
+        boxstyle="round,pad=0,rounding_size=0.08",
+        facecolor=KINDS["attn"][0],
+        edgecolor=KINDS["attn"][1],
+        lw=1.2,
+        zorder=1,
+    )
+    cv.ax.add_patch(frame)
+    cv.inside.append((cv.text(xd, top - 0.2, "N × decoder block", size=10.5), frame))
+    subs = [
+        (5.12, "masked self-attention", "causal: token t sees tokens ≤ t", "attn"),
+        (4.27, "cross-attention", "q from the decoder, k and v from memory", "attn"),
+        (3.42, "FFN", "Linear d → 4d, GELU, Linear 4d → d", "ffn"),
+    ]
+    for k, (y, label, sub, kind) in enumerate(subs):
+        cv.box(
+            xd, y, 2.8, 0.56, label, kind=kind, sub=sub, fill="white" if kind == "attn" else None
+        )
+        if k:
+            cv.arrow((xd, subs[k - 1][0] - 0.28), (xd, y + 0.28))
+    cv.inside.append(
+        (
+            cv.text(
+                xd, bottom + 0.2, "each: LayerNorm first, ⊕ residual after", size=8, color=MUTED
+            ),
+            frame,
+        )
+    )
+    # memory → every decoder block's cross-attention
+    xm = 3.55
+    cv.line([xe + 1.1, xm], [3.05, 3.05], color=STREAM, lw=1.8)
+    cv.line([xm, xm], [3.05, 4.27], color=STREAM, lw=1.8)
+    cv.arrow((xm, 4.27), (xd - 1.4, 4.27), color=STREAM, lw=1.8)
+    cv.text(xm - 0.08, 3.7, "k, v", size=8.5, color=STREAM, ha="right")
+
+    cv.arrow((xd, bottom), (xd, 2.3), "(B, T, d)")
+    cv.box(xd, 2.08, 2.0, 0.42, "LayerNorm  dec_ln", kind="norm", size=9.5)
+    cv.arrow((xd, 1.87), (xd, 1.62))
+    cv.box(
+        xd,
+        1.36,
+        2.9,
+        0.52,
+        "head: Linear d → V",
+        kind="linear",
+        sub="weight = the embedding (tied)",
+    )
+    cv.arrow((xd, 1.1), (xd, 0.86), "(B, T, V)")
+    cv.box(
+        xd, 0.6, 2.9, 0.52, "label-smoothed cross-entropy", kind="loss", sub="targets y₁ … yₙ EOS"
+    )
+    cv.text(
+        xe,
+        1.55,
+        "Translating: encode the source once,\nthen run the decoder once per new token\n"
+        "(greedy or beam search), feeding\nits own output back as target in.",
+        size=8.5,
+        color=MUTED,
+    )
+    return cv
+
+
 DIAGRAMS = {
     "attention_heads": attention_heads,
     "block": block,
@@ -990,6 +1118,7 @@ DIAGRAMS = {
     "bert_inputs": bert_inputs,
     "lora": lora,
     "llama_block": llama_block,
+    "encoder_decoder": encoder_decoder,
 }
 
 

@@ -21,7 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "chapters" / "figures"
 SCRIPT = ROOT / "scripts" / "draw_diagrams.py"
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
-DIAGRAMS = ["attention_heads", "block", "gpt", "kv_cache", "bert_inputs", "lora"]
+DIAGRAMS = [
+    "attention_heads",
+    "block",
+    "gpt",
+    "kv_cache",
+    "bert_inputs",
+    "lora",
+    "llama_block",
+    "encoder_decoder",
+]
 # ``![alt](figures/x.svg)`` or a ``{figure}`` directive's argument.
 REFERENCE = re.compile(r"(?<![\w/.-])(figures/[\w./-]+?\.svg)")
 
