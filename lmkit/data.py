@@ -563,3 +563,134 @@ def translation_splits(
         else:
             train.extend(group)
     return train, val, test
+
+
+# ------------------------------------------------------------------ Fashion-MNIST (chapter 14)
+# Zalando's Fashion-MNIST (Xiao et al., 2017; MIT licence): 70,000 greyscale 28 × 28 images of
+# ten kinds of clothing, in the IDX format of LeCun's MNIST. Debian ships the four files
+# (package dataset-fashion-mnist); elsewhere they are downloaded from the authors' bucket into
+# the cache, each checked against its SHA-256.
+
+#: Where ``apt-get install dataset-fashion-mnist`` puts the files (a module constant, so
+#: tests can point it elsewhere).
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+#: The cache subdirectory (under :func:`data_dir`) that downloads go to.
+FASHION_MNIST_CACHE = "fashion-mnist"
+#: ``(split, kind)`` → ``(file name, sha256)``.
+FASHION_MNIST_FILES: dict[tuple[str, str], tuple[str, str]] = {
+    ("train", "images"): (
+        "train-images-idx3-ubyte.gz",
+        "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    ),
+    ("train", "labels"): (
+        "train-labels-idx1-ubyte.gz",
+        "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    ),
+    ("test", "images"): (
+        "t10k-images-idx3-ubyte.gz",
+        "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    ),
+    ("test", "labels"): (
+        "t10k-labels-idx1-ubyte.gz",
+        "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    ),
+}
+#: The ten classes, in label order (0 = T-shirt/top … 9 = ankle boot).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+
+
+def _fashion_hint() -> str:
+    return (
+        "install the Debian package (apt-get install dataset-fashion-mnist), which puts the "
+        f"files in {FASHION_MNIST_SYSTEM_DIR}; or download them from {FASHION_MNIST_URL} on "
+        f"another machine into {data_dir() / FASHION_MNIST_CACHE}, or set {ENV_VAR} to a "
+        f"directory whose {FASHION_MNIST_CACHE}/ holds them"
+    )
+
+
+def fashion_mnist_path(split: str, kind: str, download_if_missing: bool = True) -> Path:
+    """One of the four Fashion-MNIST files, checked against its SHA-256.
+
+    ``split`` is ``"train"`` or ``"test"``, ``kind`` ``"images"`` or ``"labels"``. Looked for
+    in the Debian install (:data:`FASHION_MNIST_SYSTEM_DIR`), then in the cache
+    (``$LMKIT_DATA_DIR/fashion-mnist/``), else downloaded there. Raises
+    :class:`CorpusUnavailable`, naming the fixes, when neither has it and it cannot be
+    downloaded.
+    """
+    if (split, kind) not in FASHION_MNIST_FILES:
+        raise ValueError(
+            f"split must be 'train' or 'test' and kind 'images' or 'labels', got "
+            f"{split!r}, {kind!r}"
+        )
+    filename, sha256 = FASHION_MNIST_FILES[split, kind]
+    system = FASHION_MNIST_SYSTEM_DIR / filename
+    if system.is_file() and _sha256_matches(system, sha256):
+        return system
+    try:
+        return cached_file(
+            f"{FASHION_MNIST_CACHE}/{filename}",
+            FASHION_MNIST_URL + filename,
+            sha256,
+            name=f"Fashion-MNIST {filename}",
+            download_if_missing=download_if_missing,
+        )
+    except CorpusUnavailable as err:
+        raise CorpusUnavailable(f"{err}. To get Fashion-MNIST: {_fashion_hint()}") from err
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """The array in a gzipped IDX file (LeCun's MNIST format), as ``uint8``.
+
+    The header is two zero bytes, a type code (``0x08``: unsigned bytes, the only type
+    MNIST-like files use), the number of dimensions ``n``, then ``n`` big-endian 32-bit sizes;
+    the values follow in C order.
+    """
+    import gzip
+    import struct
+
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes (header {data[:4]!r})")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape}, found {values.size:,} values")
+    return values.reshape(shape)
+
+
+_fashion_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def load_fashion_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of Fashion-MNIST's ``"train"`` (60,000) or ``"test"`` (10,000)
+    split: ``uint8`` images ``(N, 28, 28)`` (0 = background, 255 = full ink) and ``uint8``
+    labels ``(N,)`` in ``0 … 9`` (:data:`FASHION_MNIST_CLASSES`). Read once per process; the
+    arrays returned are read-only (copy them to change them)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in _fashion_cache:
+        images = read_idx(fashion_mnist_path(split, "images"))
+        labels = read_idx(fashion_mnist_path(split, "labels"))
+        if images.ndim != 3 or labels.shape != images.shape[:1]:
+            raise ValueError(
+                f"Fashion-MNIST {split}: images {images.shape} and labels {labels.shape} "
+                "do not match"
+            )
+        images.flags.writeable = False
+        labels.flags.writeable = False
+        _fashion_cache[split] = (images, labels)
+    return _fashion_cache[split]
