@@ -11,7 +11,7 @@ NB     := chapters/*.ipynb
 # `=`, not `:=`, so they are read when a recipe runs, after `setup` has made the venv.
 NBVAL   = $(PY) -m pytest $(NB) $$($(PY) -m lmkit.grading --nbval-args)
 
-.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation train-vision reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
@@ -21,6 +21,7 @@ help:
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
 	@echo "make train-translation  train chapter 12's German → English model (about 10 min)"
+	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
 
 setup: $(STAMP)
@@ -31,9 +32,11 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-data.txt
 	$(PY) -m pip install --quiet --no-deps -e .
-# Chapter 12's sentence pairs (GPL data, read at run time): the Debian package where we may
-# install it; elsewhere lmkit.data downloads the .deb itself. Never fails the setup.
+# Chapter 12's sentence pairs (GPL data, read at run time) and chapter 14's Fashion-MNIST
+# (MIT): the Debian packages where we may install them; elsewhere lmkit.data downloads the
+# files itself (sha256-checked). Never fails the setup.
 	-@command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && [ ! -f /usr/share/trans/de-en ] && (apt-get install -y -qq --no-install-recommends trans-de-en >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends trans-de-en >/dev/null 2>&1)) || true
+	-@command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && (apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1)) || true
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -107,6 +110,10 @@ train: setup data
 train-translation: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) scripts/train_translation.py --preset cpu $(ARGS)
+
+train-vision: setup data
+	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
+		$(PY) scripts/train_vision.py --preset cpu --threads 1 $(ARGS)
 
 # Maintainers: re-run every chapter with the reference solutions and store the outputs.
 reference-outputs: setup data

@@ -8,6 +8,8 @@ Offline, the error says where to put the file by hand.
 
 Chapter 12's German–English sentence pairs come from the Ding dictionary, read at run time
 from the Debian package trans-de-en or the cache (:func:`load_translation_pairs`).
+Chapter 14's Fashion-MNIST images come from the Debian package dataset-fashion-mnist or a
+checked download (:func:`load_fashion_mnist`, with its own IDX reader :func:`read_idx`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,21 @@ __all__ = [
     "CORPORA",
     "Corpus",
     "CorpusUnavailable",
+    "FASHION_MNIST_CLASSES",
     "cached_file",
     "corpus_path",
     "data_dir",
     "ding_path",
     "download",
     "extract_sentence_pairs",
+    "fashion_mnist_path",
+    "load_fashion_mnist",
     "load_movie_reviews",
     "normalise_review",
     "load_text",
     "load_translation_pairs",
     "read_bin",
+    "read_idx",
     "review_splits",
     "sha256_of",
     "to_uint16",
