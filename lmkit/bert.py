@@ -34,6 +34,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "BertConfig",
     "BertEmbeddings",
+    "encode_texts",
     "load_minilm",
     "mask_tokens",
     "minilm_files",
@@ -477,6 +478,20 @@ def load_minilm(download_if_missing: bool = True, **overrides):
     tokenizer = Tokenizer.from_file(str(paths["tokenizer.json"]))
     tokenizer.no_padding()
     return model.eval(), tokenizer
+
+
+def encode_texts(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts → ``(idx (B, T) int64, padding_mask (B, T) bool)`` with :func:`load_minilm`'s
+    tokenizer: ``[CLS] … [SEP]`` each, right-padded with ``[PAD]`` (id 0) to the longest,
+    the mask True at real tokens — what :meth:`BERT.encode` takes."""
+    encodings = tokenizer.encode_batch(list(texts))
+    width = max((len(e.ids) for e in encodings), default=0)
+    idx = torch.zeros(len(encodings), width, dtype=torch.long)
+    mask = torch.zeros(len(encodings), width, dtype=torch.bool)
+    for i, e in enumerate(encodings):
+        idx[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
+        mask[i, : len(e.ids)] = True
+    return idx, mask
 
 
 def nsp_batch(

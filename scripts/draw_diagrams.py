@@ -389,19 +389,25 @@ def attention_heads() -> Canvas:
 # ----------------------------------------------------------------------------------------
 # Chapter 5: the block, pre-norm and post-norm
 # ----------------------------------------------------------------------------------------
-def _ffn_frame(cv: Canvas, x, top, bottom, title: str) -> None:
-    """The framed, titled box that holds a feed-forward network's layers."""
+def _frame(cv: Canvas, x, top, bottom, width, kind="ffn"):
+    """A rounded frame centred on ``x`` that holds other boxes; returns its patch."""
     frame = FancyBboxPatch(
-        (x - 1.05, bottom),
-        2.1,
+        (x - width / 2, bottom),
+        width,
         top - bottom,
         boxstyle="round,pad=0,rounding_size=0.08",
-        facecolor=KINDS["ffn"][0],
-        edgecolor=KINDS["ffn"][1],
+        facecolor=KINDS[kind][0],
+        edgecolor=KINDS[kind][1],
         lw=1.2,
         zorder=1,
     )
     cv.ax.add_patch(frame)
+    return frame
+
+
+def _ffn_frame(cv: Canvas, x, top, bottom, title: str) -> None:
+    """The framed, titled box that holds a feed-forward network's layers."""
+    frame = _frame(cv, x, top, bottom, 2.1)
     cv.inside.append((cv.text(x + 0.97, top - 0.13, title, size=8.5, ha="right"), frame))
 
 
@@ -1045,17 +1051,7 @@ def encoder_decoder() -> Canvas:
     # Decoder: three sub-layers, each pre-norm with its own residual.
     top, bottom = 5.72, 2.62
     _stack(cv, xd, (top + bottom) / 2, 3.1, top - bottom)
-    frame = FancyBboxPatch(
-        (xd - 1.55, bottom),
-        3.1,
-        top - bottom,
-        boxstyle="round,pad=0,rounding_size=0.08",
-        facecolor=KINDS["attn"][0],
-        edgecolor=KINDS["attn"][1],
-        lw=1.2,
-        zorder=1,
-    )
-    cv.ax.add_patch(frame)
+    frame = _frame(cv, xd, top, bottom, 3.1, kind="attn")
     cv.inside.append((cv.text(xd, top - 0.2, "N × decoder block", size=10.5), frame))
     subs = [
         (5.12, "masked self-attention", "causal: token t sees tokens ≤ t", "attn"),

@@ -26,7 +26,7 @@ os.environ.setdefault("LMKIT_REFERENCE", "all")
 import torch  # noqa: E402
 
 from lmkit import env  # noqa: E402
-from lmkit.bert import load_minilm  # noqa: E402
+from lmkit.bert import encode_texts, load_minilm  # noqa: E402
 from lmkit.data import review_splits  # noqa: E402
 from lmkit.finetune import (  # noqa: E402
     BagOfWords,
@@ -43,13 +43,7 @@ def embed(model, tokenizer, texts: list[str], batch_size: int = 64) -> torch.Ten
     """``(N, 384)`` mean-pooled MiniLM vectors, L2-normalised as sentence-transformers does."""
     out = []
     for lo in range(0, len(texts), batch_size):
-        encodings = tokenizer.encode_batch(texts[lo : lo + batch_size])
-        width = max(len(e.ids) for e in encodings)
-        idx = torch.zeros(len(encodings), width, dtype=torch.long)  # [PAD] is 0
-        mask = torch.zeros(len(encodings), width, dtype=torch.bool)
-        for i, e in enumerate(encodings):
-            idx[i, : len(e.ids)] = torch.tensor(e.ids)
-            mask[i, : len(e.ids)] = True
+        idx, mask = encode_texts(tokenizer, texts[lo : lo + batch_size])
         with torch.no_grad():
             pooled = mean_pool(model.encode(idx, padding_mask=mask), mask)
         out.append(torch.nn.functional.normalize(pooled, dim=-1))

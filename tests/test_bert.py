@@ -166,27 +166,16 @@ SENTENCES = [
 ]
 
 
-def _batch(tokenizer, sentences):
-    encodings = tokenizer.encode_batch(sentences)
-    width = max(len(e.ids) for e in encodings)
-    idx = torch.zeros(len(sentences), width, dtype=torch.long)
-    mask = torch.zeros(len(sentences), width, dtype=torch.bool)
-    for i, e in enumerate(encodings):
-        idx[i, : len(e.ids)] = torch.tensor(e.ids)
-        mask[i, : len(e.ids)] = True
-    return idx, mask
-
-
 @needs_minilm
 def test_minilm_hidden_states_match_huggingface_bertmodel():
-    from lmkit.bert import load_minilm, minilm_files
+    from lmkit.bert import encode_texts, load_minilm, minilm_files
 
     model, tokenizer = load_minilm()
     assert model.num_parameters(heads=False) == pytest.approx(22.7e6, rel=0.01)
     hf = transformers.BertModel.from_pretrained(
         str(minilm_files()["config.json"].parent), add_pooling_layer=True
     ).eval()
-    idx, mask = _batch(tokenizer, SENTENCES)  # three lengths: padding in two rows
+    idx, mask = encode_texts(tokenizer, SENTENCES)  # three lengths: padding in two rows
     assert tokenizer.decode(idx[0].tolist()) == "a man is playing a guitar."
     assert idx[0, 0].item() == tokenizer.token_to_id("[CLS]")
     with torch.no_grad():
@@ -199,10 +188,10 @@ def test_minilm_hidden_states_match_huggingface_bertmodel():
 
 @needs_minilm
 def test_minilm_mean_pooled_embeddings_rank_paraphrases_first():
-    from lmkit.bert import load_minilm
+    from lmkit.bert import encode_texts, load_minilm
 
     model, tokenizer = load_minilm()
-    idx, mask = _batch(tokenizer, SENTENCES)
+    idx, mask = encode_texts(tokenizer, SENTENCES)
     with torch.no_grad():
         h = model.encode(idx, padding_mask=mask)
     m = mask[..., None].float()
