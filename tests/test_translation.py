@@ -248,7 +248,7 @@ def test_padding_changes_nothing_and_the_loss_ignores_it():
     logits, loss = model(src, tgt_in, tgt_out)
     alone, _ = model(src[1:, :3], tgt_in[1:, :2])  # sentence 2 without its padding
     torch.testing.assert_close(logits[1:, :2], alone, atol=1e-5, rtol=1e-5)
-    assert loss.item() == pytest.approx(math.log(TINY.vocab_size), rel=0.1)
+    assert torch.isfinite(loss)  # its size at initialisation: test_embedding_init_…
     mask = tgt_out != TINY.pad_id
     want = F.cross_entropy(logits[mask], tgt_out[mask])
     torch.testing.assert_close(loss, want)
@@ -315,3 +315,37 @@ def test_nn_transformer_with_the_same_weights_gives_the_same_logits():
         memory_key_padding_mask=pad,
     )
     torch.testing.assert_close(model.head(out), want, atol=1e-4, rtol=1e-4)
+
+
+def test_embedding_init_is_the_papers_and_its_price_is_measured():
+    """reset_parameters' docstring: the shared embedding is N(0, 1/d_model), so the scaled
+    tokens are as large as the positions; the tied head then favours the input token, and
+    the initial loss is above log V (with GPT-2's 0.02 it would be log V)."""
+    config = TINY.with_(vocab_size=500, d_model=128, n_head=4, d_ff=256, block_size=32)
+    torch.manual_seed(0)
+    model = EncoderDecoder(config).eval()
+    std = model.embed.weight.std().item()
+    assert std == pytest.approx(128**-0.5, rel=0.05)
+    scaled = (model.embed.weight * math.sqrt(128)).std().item()
+    positions = model.positions.pow(2).mean().sqrt().item()  # sin² + cos² = 1: RMS √½
+    assert positions == pytest.approx(0.5**0.5, rel=0.01)
+    assert 0.5 < scaled / positions < 2  # GPT-2's 0.02 would give 0.23 / 0.71
+
+    g = torch.Generator().manual_seed(1)
+    src = torch.randint(3, 500, (16, 12), generator=g)
+    tgt = torch.randint(3, 500, (16, 13), generator=g)
+    tgt[:, 0] = config.bos_id
+
+    def initial_loss() -> float:
+        with torch.no_grad():
+            return model(src, tgt[:, :-1], tgt[:, 1:])[1].item()
+
+    ours = initial_loss()
+    with torch.no_grad():
+        logits, _ = model(src, tgt[:, :-1])
+    own = (logits.argmax(-1) == tgt[:, :-1]).float().mean().item()
+    nn.init.normal_(model.embed.weight, std=0.02)
+    gpt2 = initial_loss()
+    assert gpt2 == pytest.approx(math.log(500), abs=0.05)
+    assert ours > math.log(500) + 1.0, (ours, math.log(500))
+    assert own > 0.5  # most positions predict their own input token
