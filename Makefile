@@ -11,7 +11,7 @@ NB     := chapters/*.ipynb
 # `=`, not `:=`, so they are read when a recipe runs, after `setup` has made the venv.
 NBVAL   = $(PY) -m pytest $(NB) $$($(PY) -m lmkit.grading --nbval-args)
 
-.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation train-vision reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation train-recommend train-vision reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
@@ -20,7 +20,8 @@ help:
 	@echo "make grade     grade your exercises: run the chapter notebooks on your code (nbval)"
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
-	@echo "make train-translation  train chapter 12's German → English model (about 10 min)"
+	@echo "make train-translation  train chapter 12's German → English model (about 10 min; ARGS=\"--preset long\": about an hour)"
+	@echo "make train-recommend  chapter 13's GPT over MovieLens item sequences vs two baselines (about 10 min on one core)"
 	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
 
@@ -64,10 +65,14 @@ unit hint-coverage nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DAT
 # the cores and training cells run several times slower.
 unit hint-coverage nbval: export OMP_NUM_THREADS := 1
 
-data:
+# SQuAD (chapter 13; CC BY-SA, read at run time) comes out of BIG-bench's PyPI sdist: a
+# 358 MB download once, 36 MB of JSON kept in the cache.
+data: setup
 	@mkdir -p $(DATA_CACHE)
 	@if [ -f ../shared/data/tinyshakespeare.txt ] && [ ! -f $(DATA_CACHE)/tinyshakespeare.txt ]; then \
 		cp ../shared/data/tinyshakespeare.txt $(DATA_CACHE)/tinyshakespeare.txt; fi
+	@LMKIT_DATA_DIR=$(DATA_CACHE) $(PY) -c "from lmkit.qa import load_squad; load_squad()" \
+		|| echo "SQuAD is not cached (offline?): chapter 13's notebook and tests/test_qa.py need it"
 
 unit: data
 	$(PY) -m pytest -n 2 --dist loadfile -q
@@ -105,11 +110,16 @@ train: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) -m lmkit.train --preset $(PRESET) $(ARGS)
 
-# Chapter 12's long run: a German → English Transformer on CPU (about ten minutes on two
-# cores); its BLEU goes to benchmarks/results/translation_cpu.json, its weights to the cache.
+# Chapter 12's long run: a German → English Transformer on CPU (about ten minutes on one
+# core; ARGS="--preset long" for the six-times-longer run, about an hour); its BLEU goes to
+# benchmarks/results/translation_<preset>.json, its weights to the cache.
 train-translation: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) scripts/train_translation.py --preset cpu $(ARGS)
+
+train-recommend: setup data
+	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
+		$(PY) scripts/train_recommend.py --threads 1 $(ARGS)
 
 train-vision: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \

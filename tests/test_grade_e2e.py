@@ -31,9 +31,11 @@ def _course_copy(tmp_path: Path) -> Path:
     (tmp_path / "tests").mkdir()
     shutil.copy(ROOT / "tests" / "nbval_sanitize.cfg", tmp_path / "tests")
     cache = Path(os.environ.get("LMKIT_DATA_DIR", ROOT / ".lmkit_cache"))
-    if (cache / "tinyshakespeare.txt").exists():  # the corpus chapter 2 reads (make data)
-        (tmp_path / ".lmkit_cache").mkdir()
-        shutil.copy(cache / "tinyshakespeare.txt", tmp_path / ".lmkit_cache")
+    (tmp_path / ".lmkit_cache").mkdir()
+    # What `make data` caches: chapter 2's corpus and chapter 13's SQuAD files.
+    for name in ["tinyshakespeare.txt", *(p.name for p in cache.glob("squad-*.json"))]:
+        if (cache / name).exists():
+            shutil.copy(cache / name, tmp_path / ".lmkit_cache")
     return tmp_path
 
 

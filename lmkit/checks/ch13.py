@@ -1,9 +1,12 @@
-"""Checks of chapter 13: the ranking metric (13.3). Exercises 13.1–13.2 get their own sections
-above this one.
+"""Checks of chapter 13: span_loss, best_span (question answering), the ranking metric
+(recommendation).
 
-Judges (13.3): ``torch.topk`` for scores without ties (the target's place among the ``k``
-largest, in float64), and for scores with ties a plain Python sort in which the target comes
-*after* every item with the same score (the pessimistic convention of the docstring).
+Judges: ``F.cross_entropy`` of the start and of the end logits, averaged, with the
+positions outside the context filled with ``−inf``, in float64 (13.1); an exhaustive
+search over every pair ``(i, j)`` written as two Python loops (13.2); ``torch.topk`` for
+scores without ties (the target's place among the ``k`` largest, in float64), and for scores
+with ties a plain Python sort in which the target comes *after* every item with the same
+score (the pessimistic convention of the docstring) (13.3).
 """
 
 from __future__ import annotations
@@ -12,17 +15,334 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from lmkit.checks import (
     call,
     diagnose,
+    expect_differentiable,
+    expect_finite,
+    expect_tensor,
     expect_type,
     expect_unchanged,
     expect_value_error,
+    fail,
     fmt,
     near,
 )
 from lmkit.grading import checks
+
+
+def _logits(seed: int, B: int, T: int, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, generator=g) * scale, torch.randn(B, T, generator=g) * scale
+
+
+def _context(B: int, T: int, question: int, lengths: list[int]) -> torch.Tensor:
+    """``[CLS] question… [SEP]`` = the first ``question`` tokens, then the context up to each
+    row's length (its last token a ``[SEP]``, not context), then padding."""
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, question : n - 1] = True
+    return mask
+
+
+# ------------------------------------------------------------------ 13.1 span_loss
+
+
+def _ce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, **kw):
+    x = logits.double()
+    if mask is not None:
+        x = x.masked_fill(~mask, float("-inf"))
+    return F.cross_entropy(x, target, **kw)
+
+
+def _want_loss(s, e, start, end, mask) -> float:
+    return float((_ce(s, start, mask) + _ce(e, end, mask)) / 2)
+
+
+HINT_MEAN_OF_TWO = "the loss is the mean of the two cross-entropies: (loss_start + loss_end) / 2"
+HINT_MASK = (
+    "positions outside the context (question, [CLS], [SEP], padding) must get probability "
+    "0: fill their logits with -inf before the softmax (masked_fill(~context_mask, -inf))"
+)
+HINT_MASK_ZERO = (
+    "fill the logits outside the context with -inf, not 0: a logit of 0 still gets "
+    "probability e^0 / Σ e^z"
+)
+HINT_POSITIONS = (
+    "the softmax is over the T positions of each row (dim=1): F.cross_entropy(start_logits, "
+    "start) with start_logits (B, T) does that; you normalised over the batch"
+)
+HINT_INCLUSIVE = "end is inclusive, the index of the answer's last token: do not shift it"
+HINT_BOTH = "the loss has two parts: the start's cross-entropy and the end's"
+HINT_SUM_BATCH = "average over the batch (F.cross_entropy's default reduction), do not sum"
+
+
+def _loss_suspects(s, e, start, end, mask) -> list[tuple[Callable[[float, float], bool], str]]:
+    B = s.shape[0]
+
+    def value(f):
+        return lambda g, w: near(g, float(f()))
+
+    def over_batch(x, t):
+        x = x.double().masked_fill(~mask, float("-inf"))
+        return -torch.log_softmax(x, dim=0)[torch.arange(B), t].mean()
+
+    return [
+        (value(lambda: _ce(s, start, mask) + _ce(e, end, mask)), HINT_MEAN_OF_TWO),
+        (value(lambda: (_ce(s, start, None) + _ce(e, end, None)) / 2), HINT_MASK),
+        (
+            value(
+                lambda: (
+                    (
+                        _ce(s.masked_fill(~mask, 0.0), start, None)
+                        + _ce(e.masked_fill(~mask, 0.0), end, None)
+                    )
+                    / 2
+                )
+            ),
+            HINT_MASK_ZERO,
+        ),
+        (
+            value(lambda: (over_batch(s, start) + over_batch(e, end)) / 2),
+            HINT_POSITIONS,
+        ),
+        (value(lambda: (_ce(s, start, mask) + _ce(e, end - 1, mask)) / 2), HINT_INCLUSIVE),
+        (value(lambda: (_ce(s, start, mask) + _ce(e, end + 1, mask)) / 2), HINT_INCLUSIVE),
+        (value(lambda: _ce(s, start, mask)), HINT_BOTH),
+        (value(lambda: _ce(s, start, mask) / 2), HINT_BOTH),
+        (
+            value(
+                lambda: (
+                    (_ce(s, start, mask, reduction="sum") + _ce(e, end, mask, reduction="sum")) / 2
+                )
+            ),
+            HINT_SUM_BATCH,
+        ),
+    ]
+
+
+# B = 4 rows of T = 10 tokens: 3 question tokens, contexts of different lengths.
+LOSS_CASES = [
+    ("4 rows, with context_mask", 0, 4, 10, [10, 9, 7, 8], [3, 4, 3, 5], [3, 6, 5, 6], True),
+    ("4 rows, no context_mask", 1, 4, 10, [10, 10, 10, 10], [0, 4, 9, 2], [1, 4, 9, 7], False),
+    ("1 row, a one-token answer", 2, 1, 6, [6], [3], [3], True),
+]  # fmt: skip
+
+
+@checks("13.1")
+def check_span_loss(impl: Callable) -> None:
+    for desc, seed, B, T, lengths, starts, ends, masked in LOSS_CASES:
+        case = f"span_loss({desc})"
+        s, e = _logits(seed, B, T)
+        start, end = torch.tensor(starts), torch.tensor(ends)
+        mask = _context(B, T, 3, lengths) if masked else None
+        s_in, e_in = s.clone().requires_grad_(True), e.clone().requires_grad_(True)
+        got = call(case, impl, s_in, e_in, start.clone(), end.clone(), mask)
+        expect_tensor(got, (), case)
+        expect_unchanged(
+            s_in.detach(), s, case + ": start_logits", "use masked_fill, not masked_fill_"
+        )
+        want = _want_loss(s, e, start, end, mask)
+        g = float(got.detach())
+        if not near(g, want):
+            fill = mask if mask is not None else torch.ones(B, T, dtype=torch.bool)
+            hint = diagnose(g, want, _loss_suspects(s, e, start, end, fill))
+            fail(case, g, want, hint)
+        expect_differentiable(
+            got, case, "keep it torch operations (no .item(), no numpy) so backward() works"
+        )
+
+    # Large logits: a softmax written by hand overflows.
+    case = "span_loss(logits of size 1e4, with context_mask)"
+    s, e = _logits(3, 2, 8, scale=1e4)
+    start, end, mask = torch.tensor([3, 5]), torch.tensor([4, 6]), _context(2, 8, 3, [8, 8])
+    got = call(case, impl, s, e, start, end, mask)
+    expect_tensor(got, (), case)
+    expect_finite(got, case, "use F.cross_entropy (or log_softmax): softmax(...).log() overflows")
+    if not near(float(got.detach()), _want_loss(s, e, start, end, mask)):
+        fail(case, float(got.detach()), _want_loss(s, e, start, end, mask), None)
+
+    s, e = _logits(4, 2, 8)
+    mask = _context(2, 8, 3, [8, 6])
+    hint_check = (
+        "validate the labels before computing: a label outside the context would silently "
+        "give an infinite loss, or a wrong one"
+    )
+    expect_value_error(
+        "span_loss with end 3 < start 5",
+        lambda: impl(s, e, torch.tensor([5, 4]), torch.tensor([3, 4]), mask),
+        "an answer cannot end before it starts: raise a ValueError when end < start",
+    )
+    expect_value_error(
+        "span_loss with end 8 for T = 8 positions",
+        lambda: impl(s, e, torch.tensor([4, 4]), torch.tensor([8, 4]), mask),
+        hint_check,
+    )
+    expect_value_error(
+        "span_loss with an answer in the question (start 1, where context_mask is False)",
+        lambda: impl(s, e, torch.tensor([1, 4]), torch.tensor([4, 4]), mask),
+        hint_check,
+    )
+    expect_value_error(
+        "span_loss with an answer ending in the padding (row 1 has 6 tokens; end 7)",
+        lambda: impl(s, e, torch.tensor([3, 4]), torch.tensor([4, 7]), mask),
+        hint_check,
+    )
+    expect_value_error(
+        "span_loss with end_logits (2, 7) for start_logits (2, 8)",
+        lambda: impl(s, e[:, :7], torch.tensor([3, 3]), torch.tensor([4, 4]), None),
+        "check that start_logits and end_logits are both (B, T) (check_span_logits does)",
+    )
+
+
+# ------------------------------------------------------------------ 13.2 best_span
+
+
+def _brute_force(s, e, mask, L: int) -> tuple[list[int], list[int]]:
+    """Every pair (i, j) tried in order; a strictly higher score wins (earliest on ties)."""
+    starts, ends = [], []
+    for b in range(s.shape[0]):
+        best, where = None, None
+        for i in range(s.shape[1]):
+            for j in range(i, min(i + L, s.shape[1])):
+                if mask is not None and not (mask[b, i] and mask[b, j]):
+                    continue
+                score = float(s[b, i]) + float(e[b, j])
+                if best is None or score > best:
+                    best, where = score, (i, j)
+        starts.append(where[0])
+        ends.append(where[1])
+    return starts, ends
+
+
+def _independent(s, e, mask):
+    if mask is not None:
+        s, e = s.masked_fill(~mask, float("-inf")), e.masked_fill(~mask, float("-inf"))
+    return s.argmax(1).tolist(), e.argmax(1).tolist()
+
+
+HINT_PAIRS = (
+    "do not take the best start and the best end separately (the end can come before the "
+    "start, or the span run across the whole page): search over pairs i <= j"
+)
+HINT_MAX_LENGTH = "only spans of at most max_length tokens are allowed: j - i + 1 <= max_length"
+HINT_OFF_BY_ONE = (
+    "max_length counts tokens, both ends included: j <= i + max_length - 1 "
+    "(torch.tril(ones, diagonal=max_length - 1))"
+)
+HINT_CONTEXT = (
+    "both the start and the end must be context tokens: mask the pairs where "
+    "context_mask is False at i or at j"
+)
+HINT_SPAN_TIES = (
+    "on equal scores take the earliest start, then the earliest end: the first maximum "
+    "of the flattened (i, j) table, as argmax returns it"
+)
+HINT_UNRAVEL = "a flat index f of the (T, T) table is start = f // T, end = f % T"
+
+
+def _unravelled_by(spans: tuple[list[int], list[int]], T: int, n: int):
+    """The right spans' flat indices ``i·T + j`` unravelled with ``n`` instead of ``T``."""
+    flat = [i * T + j for i, j in zip(*spans, strict=True)]
+    return [f // n for f in flat], [f % n for f in flat]
+
+
+def _span_suspects(s, e, mask, L, T):
+    return [
+        (lambda: _brute_force(s, e, mask, T), HINT_MAX_LENGTH),
+        (lambda: _independent(s, e, mask), HINT_PAIRS),
+        (lambda: _brute_force(s, e, mask, L + 1), HINT_OFF_BY_ONE),
+        (lambda: _brute_force(s, e, None, L), HINT_CONTEXT),
+    ]
+
+
+SPAN_CASES = [
+    ("3 rows of 12 tokens, max_length 4, with context_mask", 5, 3, 12, 4, [12, 10, 8]),
+    ("2 rows of 9 tokens, max_length 30, no context_mask", 6, 2, 9, 30, None),
+    ("4 rows of 16 tokens, max_length 3", 7, 4, 16, 3, [16, 16, 11, 14]),
+]  # fmt: skip
+
+
+def _expect_span_pair(case: str, got, B: int) -> tuple[list[int], list[int]]:
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise AssertionError(f"{case} should return a pair (start, end), got {type(got).__name__}")
+    for name, t in zip(("start", "end"), got, strict=True):
+        expect_tensor(t, (B,), f"{case}: {name}", dtype=torch.long)
+    return got[0].tolist(), got[1].tolist()
+
+
+def _judge_spans(case, got, want, suspects, T: int) -> None:
+    if got == want:
+        return
+    hint = None
+    unravel = [(lambda n=n: _unravelled_by(want, T, n), HINT_UNRAVEL) for n in (T - 1, T + 1)]
+    for suspect, text in [*unravel, *suspects]:
+        if got == suspect():
+            hint = text
+            break
+    fail(case, f"starts {got[0]}, ends {got[1]}", f"starts {want[0]}, ends {want[1]}", hint)
+
+
+@checks("13.2")
+def check_best_span(impl: Callable) -> None:
+    # Constructed: the best end (token 2) comes before the best start (token 5).
+    case = "best_span(start best at 5, end best at 2: the best span is (5, 6))"
+    s = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0]])
+    e = torch.tensor([[0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 2.0, 0.0]])
+    got = _expect_span_pair(case, call(case, impl, s, e, None, 30), 1)
+    _judge_spans(case, got, ([5], [6]), [(lambda: ([5], [2]), HINT_PAIRS)], 8)
+
+    for desc, seed, B, T, L, lengths in SPAN_CASES:
+        case = f"best_span({desc})"
+        s, e = _logits(seed, B, T)
+        mask = _context(B, T, 2, lengths) if lengths else None
+        got = _expect_span_pair(case, call(case, impl, s.clone(), e.clone(), mask, L), B)
+        want = _brute_force(s, e, mask, L)
+        _judge_spans(case, got, want, _span_suspects(s, e, mask, L, T), T)
+
+    # Constructed: a tie between spans (1, 2) and (1, 4) and (3, 4).
+    case = "best_span(equal scores for spans (1, 2), (1, 4) and (3, 4))"
+    s = torch.tensor([[0.0, 2.0, 0.0, 2.0, 0.0, 0.0]])
+    e = torch.tensor([[0.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
+    got = _expect_span_pair(case, call(case, impl, s, e, None, 30), 1)
+    ties = [(lambda: ([1], [4]), HINT_SPAN_TIES), (lambda: ([3], [4]), HINT_SPAN_TIES)]
+    _judge_spans(case, got, ([1], [2]), ties, 6)
+
+    # Constructed: a short row, where a flat index unravelled with T ± 1 lands elsewhere.
+    case = "best_span(one row of 5 tokens whose best span is (2, 3))"
+    s = torch.tensor([[0.0, 0.0, 5.0, 0.0, 0.0]])
+    e = torch.tensor([[0.0, 0.0, 0.0, 5.0, 0.0]])
+    got = _expect_span_pair(case, call(case, impl, s, e, None, 30), 1)
+    _judge_spans(case, got, ([2], [3]), [], 5)
+
+    case = "best_span(max_length 1: every answer is one token)"
+    s, e = _logits(8, 3, 7)
+    got = _expect_span_pair(case, call(case, impl, s, e, None, 1), 3)
+    if got[0] != got[1]:
+        fail(case, f"starts {got[0]}, ends {got[1]}", "start == end in every row", HINT_OFF_BY_ONE)
+    _judge_spans(case, got, _brute_force(s, e, None, 1), [], 7)
+
+    s, e = _logits(9, 2, 6)
+    expect_value_error(
+        "best_span with max_length 0",
+        lambda: impl(s, e, None, 0),
+        "no span has 0 tokens: raise a ValueError for max_length < 1",
+    )
+    empty = torch.ones(2, 6, dtype=torch.bool)
+    empty[1] = False
+    expect_value_error(
+        "best_span with a row whose context_mask is all False",
+        lambda: impl(s, e, empty, 5),
+        "a row without context has no span to choose: raise a ValueError, do not return (0, 0)",
+    )
+    expect_value_error(
+        "best_span with end_logits (2, 5) for start_logits (2, 6)",
+        lambda: impl(s, e[:, :5], None, 5),
+        "check that start_logits and end_logits are both (B, T) (check_span_logits does)",
+    )
+
 
 # ------------------------------------------------------------------ 13.3 HR@k and NDCG@k
 

@@ -5,8 +5,212 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
+from lmkit.qa import check_span_logits
 from solutions.recommend import hit_rate_and_ndcg as _ref
+
+# ------------------------------------------------------------------ 13.1 span_loss
+
+
+def _validated(s, e, start, end, mask):
+    check_span_logits(s, e, mask)
+    T = s.shape[1]
+    if bool(((start < 0) | (end >= T) | (end < start)).any()):
+        raise ValueError(f"bad span: start {start}, end {end}, T {T}")
+    if mask is not None:
+        rows = torch.arange(s.shape[0])
+        if not bool((mask[rows, start] & mask[rows, end]).all()):
+            raise ValueError("the answer lies outside the context")
+
+
+def _masked(x, mask, fill=float("-inf")):
+    return x if mask is None else x.masked_fill(~mask, fill)
+
+
+def _loss_summed_ends(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end)
+
+
+def _loss_unmasked(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return (F.cross_entropy(s, start) + F.cross_entropy(e, end)) / 2
+
+
+def _loss_zero_fill(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return (
+        F.cross_entropy(_masked(s, mask, 0.0), start) + F.cross_entropy(_masked(e, mask, 0.0), end)
+    ) / 2
+
+
+def _loss_over_batch(s, e, start, end, mask=None):
+    # log_softmax over dim 0: each position's logits normalised across the rows
+    _validated(s, e, start, end, mask)
+    rows = torch.arange(s.shape[0])
+    ls = torch.log_softmax(_masked(s, mask), dim=0)[rows, start]
+    le = torch.log_softmax(_masked(e, mask), dim=0)[rows, end]
+    return -(ls.mean() + le.mean()) / 2
+
+
+def _loss_exclusive_end(s, e, start, end, mask=None):
+    # "end is one past the answer", as in Python slices
+    _validated(s, e, start, end, mask)
+    return (
+        F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end - 1)
+    ) / 2
+
+
+def _loss_start_only(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return F.cross_entropy(_masked(s, mask), start)
+
+
+def _loss_summed_batch(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return (
+        F.cross_entropy(_masked(s, mask), start, reduction="sum")
+        + F.cross_entropy(_masked(e, mask), end, reduction="sum")
+    ) / 2
+
+
+def _loss_in_place(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    if mask is not None:
+        s.data.masked_fill_(~mask, float("-inf"))
+        e.data.masked_fill_(~mask, float("-inf"))
+    return (F.cross_entropy(s, start) + F.cross_entropy(e, end)) / 2
+
+
+def _loss_by_hand(s, e, start, end, mask=None):
+    # softmax, then log: overflows to inf/inf = nan for large logits
+    _validated(s, e, start, end, mask)
+    rows = torch.arange(s.shape[0])
+    ps = torch.exp(_masked(s, mask)) / torch.exp(_masked(s, mask)).sum(1, keepdim=True)
+    pe = torch.exp(_masked(e, mask)) / torch.exp(_masked(e, mask)).sum(1, keepdim=True)
+    return -(ps[rows, start].log().mean() + pe[rows, end].log().mean()) / 2
+
+
+def _loss_no_order_check(s, e, start, end, mask=None):
+    check_span_logits(s, e, mask)
+    return (F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end)) / 2
+
+
+def _loss_no_context_check(s, e, start, end, mask=None):
+    check_span_logits(s, e, mask)
+    if bool(((start < 0) | (end >= s.shape[1]) | (end < start)).any()):
+        raise ValueError("bad span")
+    return (F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end)) / 2
+
+
+def _loss_no_shape_check(s, e, start, end, mask=None):
+    # right, but end_logits of another length than start_logits go through unnoticed
+    if bool(((start < 0) | (end >= s.shape[1]) | (end < start)).any()):
+        raise ValueError("bad span")
+    if mask is not None:
+        rows = torch.arange(s.shape[0])
+        if not bool((mask[rows, start] & mask[rows, end]).all()):
+            raise ValueError("the answer lies outside the context")
+    return (F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end)) / 2
+
+
+def _loss_detached(s, e, start, end, mask=None):
+    return _loss_reference(s, e, start, end, mask).detach()
+
+
+def _loss_reference(s, e, start, end, mask=None):
+    _validated(s, e, start, end, mask)
+    return (F.cross_entropy(_masked(s, mask), start) + F.cross_entropy(_masked(e, mask), end)) / 2
+
+
+# ------------------------------------------------------------------ 13.2 best_span
+
+
+def _span_table(s, e, mask, lo, hi):
+    """Scores of spans with lo <= j - i <= hi, inside the context; -inf elsewhere."""
+    check_span_logits(s, e, mask)
+    B, T = s.shape
+    scores = s[:, :, None] + e[:, None, :]
+    ones = torch.ones(T, T, dtype=torch.bool)
+    allowed = torch.triu(ones, diagonal=lo) & torch.tril(ones, diagonal=hi)
+    allowed = allowed.expand(B, T, T)
+    if mask is not None:
+        allowed = allowed & mask[:, :, None] & mask[:, None, :]
+    return scores.masked_fill(~allowed, float("-inf"))
+
+
+def _flat_argmax(scores):
+    B, T, _ = scores.shape
+    f = scores.reshape(B, T * T).argmax(1)
+    return f // T, f % T
+
+
+def _span_checked(max_length, mask):
+    if max_length < 1:
+        raise ValueError(f"max_length {max_length}")
+    if mask is not None and not bool(mask.any(1).all()):
+        raise ValueError("a row without context")
+
+
+def _span_independent(s, e, mask=None, max_length=30):
+    check_span_logits(s, e, mask)
+    _span_checked(max_length, mask)
+    return _masked(s, mask).argmax(1), _masked(e, mask).argmax(1)
+
+
+def _span_no_max_length(s, e, mask=None, max_length=30):
+    _span_checked(max_length, mask)
+    return _flat_argmax(_span_table(s, e, mask, 0, s.shape[1]))
+
+
+def _span_off_by_one(s, e, mask=None, max_length=30):
+    _span_checked(max_length, mask)
+    return _flat_argmax(_span_table(s, e, mask, 0, max_length))
+
+
+def _span_ignores_context(s, e, mask=None, max_length=30):
+    _span_checked(max_length, mask)
+    return _flat_argmax(_span_table(s, e, None, 0, max_length - 1))
+
+
+def _span_last_maximum(s, e, mask=None, max_length=30):
+    # loops with >=: on a tie the last pair seen wins
+    _span_checked(max_length, mask)
+    scores = _span_table(s, e, mask, 0, max_length - 1)
+    B, T, _ = scores.shape
+    flat = scores.reshape(B, T * T)
+    last = T * T - 1 - flat.flip(1).argmax(1)
+    return last // T, last % T
+
+
+def _span_unravel_wrong(s, e, mask=None, max_length=30):
+    _span_checked(max_length, mask)
+    scores = _span_table(s, e, mask, 0, max_length - 1)
+    B, T, _ = scores.shape
+    f = scores.reshape(B, T * T).argmax(1)
+    return f // (T - 1), f % (T - 1)
+
+
+def _span_no_length_check(s, e, mask=None, max_length=30):
+    if mask is not None and not bool(mask.any(1).all()):
+        raise ValueError("a row without context")
+    return _flat_argmax(_span_table(s, e, mask, 0, max(max_length - 1, 0)))
+
+
+def _span_empty_row_zero(s, e, mask=None, max_length=30):
+    # a row without context: every score is -inf, argmax returns (0, 0)
+    check_span_logits(s, e, mask)
+    if max_length < 1:
+        raise ValueError(f"max_length {max_length}")
+    return _flat_argmax(_span_table(s, e, mask, 0, max_length - 1))
+
+
+def _span_no_shape_check(s, e, mask=None, max_length=30):
+    _span_checked(max_length, mask)
+    T = min(s.shape[1], e.shape[1])
+    return _flat_argmax(_span_table(s[:, :T], e[:, :T], mask, 0, max_length - 1))
+
 
 # ------------------------------------------------------------------ 13.3 HR@k and NDCG@k
 
@@ -152,6 +356,32 @@ def _vague_k_error(scores, target, k=10):
 
 
 MISTAKES = {
+    "13.1": [
+        ("sum of the two losses", _loss_summed_ends, "the mean of the two cross-entropies"),
+        ("context mask ignored", _loss_unmasked, "fill their logits with -inf"),
+        ("mask filled with 0", _loss_zero_fill, "with -inf, not 0"),
+        ("softmax over the batch", _loss_over_batch, "you normalised over the batch"),
+        ("end taken as exclusive", _loss_exclusive_end, "end is inclusive"),
+        ("start loss only", _loss_start_only, "the start's cross-entropy and the end's"),
+        ("summed over the batch", _loss_summed_batch, "average over the batch"),
+        ("mask applied in place", _loss_in_place, "use masked_fill, not masked_fill_"),
+        ("softmax then log", _loss_by_hand, "softmax(...).log() overflows"),
+        ("end < start accepted", _loss_no_order_check, "raise a ValueError when end < start"),
+        ("answer outside the context accepted", _loss_no_context_check, "validate the labels"),
+        ("no shape check", _loss_no_shape_check, "both (B, T)"),
+        ("detached", _loss_detached, "so backward() works"),
+    ],
+    "13.2": [
+        ("best start and best end apart", _span_independent, "search over pairs i <= j"),
+        ("no length limit", _span_no_max_length, "at most max_length tokens"),
+        ("max_length + 1 tokens allowed", _span_off_by_one, "both ends included"),
+        ("context mask ignored", _span_ignores_context, "must be context tokens"),
+        ("last maximum on ties", _span_last_maximum, "the earliest start, then the earliest end"),
+        ("flat index unravelled by T - 1", _span_unravel_wrong, "start = f // T, end = f % T"),
+        ("max_length 0 accepted", _span_no_length_check, "max_length < 1"),
+        ("empty row gives (0, 0)", _span_empty_row_zero, "do not return (0, 0)"),
+        ("no shape check", _span_no_shape_check, "both (B, T)"),
+    ],
     "13.3": [
         ("log2(rank + 1) with a 0-based rank", _log2_rank_plus_one, "NDCG uses log2(rank + 2)"),
         ("natural logarithm", _natural_log, "the discount is a base-2 logarithm"),
