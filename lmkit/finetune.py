@@ -309,21 +309,6 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _schedule(opt, step: int, lr: float, warmup_steps: int, max_steps: int) -> None:
-    """Chapter 7's warmup + cosine schedule (down to lr / 10) for optimiser step ``step``."""
-    from lmkit.optim import cosine_lr
-
-    rate = cosine_lr(
-        step - 1,
-        max_lr=lr,
-        min_lr=lr / 10,
-        warmup_steps=min(warmup_steps, max_steps),
-        max_steps=max_steps,
-    )
-    for group in opt.param_groups:
-        group["lr"] = rate
-
-
 def fine_tune(
     classifier: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -352,7 +337,7 @@ def fine_tune(
         ``{"best_step", "val_loss", "val_accuracy", "steps_run", "history"}``, where
         ``history`` lists ``[step, val_loss, val_accuracy]`` per evaluation.
     """
-    from lmkit.optim import AdamW
+    from lmkit.optim import AdamW, set_cosine_lr
     from lmkit.train import EarlyStopping
 
     x, m, y = train
@@ -363,7 +348,7 @@ def fine_tune(
     history, best, best_state, step = [], None, _snapshot(classifier), 0
     for step in range(1, max_steps + 1):
         classifier.train()
-        _schedule(opt, step, lr, warmup_steps, max_steps)
+        set_cosine_lr(opt, step - 1, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps)
         b = torch.randint(len(y), (batch_size,), generator=g)
         n = max(int(m[b].sum(1).max()), 1)
         loss = nn.functional.cross_entropy(classifier(x[b, :n], m[b, :n]), y[b])
@@ -422,7 +407,7 @@ def train_lm(
         ``[step, val_loss]``; step 0 is the model before training.
     """
     from lmkit.batching import get_batch
-    from lmkit.optim import AdamW, clip_grad_norm_, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups, set_cosine_lr
     from lmkit.train import EarlyStopping
 
     opt = AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.99))
@@ -433,7 +418,7 @@ def train_lm(
     best, best_state, step = history[0], _snapshot(model), 0
     for step in range(1, max_steps + 1):
         model.train()
-        _schedule(opt, step, lr, warmup_steps, max_steps)
+        set_cosine_lr(opt, step - 1, lr=lr, warmup_steps=warmup_steps, max_steps=max_steps)
         x, y = get_batch(ids, model.config.block_size, batch_size, g)
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)

@@ -13,7 +13,14 @@ from torch import nn
 
 from lmkit.grading import exercise
 
-__all__ = ["AdamW", "adamw_step", "clip_grad_norm_", "cosine_lr", "param_groups"]
+__all__ = [
+    "AdamW",
+    "adamw_step",
+    "clip_grad_norm_",
+    "cosine_lr",
+    "param_groups",
+    "set_cosine_lr",
+]
 
 
 @exercise("7.1")
@@ -167,3 +174,21 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def set_cosine_lr(
+    opt: torch.optim.Optimizer, step: int, *, lr: float, warmup_steps: int, max_steps: int
+) -> float:
+    """Set every group of ``opt`` to chapter 7's rate for the 0-based ``step``: linear
+    warmup (at most ``max_steps``) then cosine decay from ``lr`` to ``lr / 10``, the recipe
+    every later chapter trains with. Returns the rate."""
+    rate = cosine_lr(
+        step,
+        max_lr=lr,
+        min_lr=lr / 10,
+        warmup_steps=min(warmup_steps, max_steps),
+        max_steps=max_steps,
+    )
+    for group in opt.param_groups:
+        group["lr"] = rate
+    return rate

@@ -443,7 +443,7 @@ def fine_tune_qa(
     ``train`` rows whose answer survived truncation; every ``eval_every`` steps measure F1 on
     ``val``, keep the best weights and put them back at the end. Returns ``{"history":
     [[step, train_loss, val_em, val_f1], …], "best_step", "best_f1"}``."""
-    from lmkit.optim import AdamW, clip_grad_norm_, cosine_lr, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups, set_cosine_lr
 
     usable = torch.nonzero(train.start >= 0).flatten()
     if len(usable) < batch_size:
@@ -453,15 +453,7 @@ def fine_tune_qa(
     history, best, best_state, running = [], (0, -1.0), None, []
     for step in range(1, steps + 1):
         model.train()
-        rate = cosine_lr(
-            step - 1,
-            max_lr=lr,
-            min_lr=lr / 10,
-            warmup_steps=min(warmup_steps, steps),
-            max_steps=steps,
-        )
-        for group in opt.param_groups:
-            group["lr"] = rate
+        set_cosine_lr(opt, step - 1, lr=lr, warmup_steps=warmup_steps, max_steps=steps)
         rows = usable[torch.randint(len(usable), (batch_size,), generator=g)]
         idx, seg, pad, ctx, start, end = train.rows(rows)
         s, e = model(idx, seg, pad)

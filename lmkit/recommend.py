@@ -668,7 +668,7 @@ def fit(
     "seconds"}``; ``seconds`` is CPU time (``time.process_time``), comparable on a shared
     machine where wall-clock time is not.
     """
-    from lmkit.optim import AdamW, clip_grad_norm_, cosine_lr, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups, set_cosine_lr
 
     T = model.config.block_size
     opt = AdamW(param_groups(model, weight_decay), lr=lr)
@@ -678,12 +678,7 @@ def fit(
     start = time.process_time()
     model.train()
     for step in range(steps):
-        rate = cosine_lr(
-            step, max_lr=lr, min_lr=lr / 10, warmup_steps=min(warmup_steps, steps),
-            max_steps=steps,
-        )  # fmt: skip
-        for group in opt.param_groups:
-            group["lr"] = rate
+        set_cosine_lr(opt, step, lr=lr, warmup_steps=warmup_steps, max_steps=steps)
         x, y = training_batch(train, T, batch_size, g)
         loss = next_item_loss(model, x, y)
         opt.zero_grad(set_to_none=True)

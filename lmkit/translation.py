@@ -619,7 +619,7 @@ def fit(
     the validation loss is measured and the weights of the best evaluation are kept; they
     are put back at the end. Returns ``{"history": [[step, train_loss, val_loss], …],
     "best_step", "best_val_loss"}``."""
-    from lmkit.optim import AdamW, clip_grad_norm_, cosine_lr, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups, set_cosine_lr
 
     sources, targets = train
     if len(sources) < batch_size:
@@ -630,15 +630,7 @@ def fit(
     history, best, best_state, running = [], (None, math.inf), None, []
     for step in range(1, steps + 1):
         model.train()
-        rate = cosine_lr(
-            step - 1,
-            max_lr=lr,
-            min_lr=lr / 10,
-            warmup_steps=min(warmup_steps, steps),
-            max_steps=steps,
-        )
-        for group in opt.param_groups:
-            group["lr"] = rate
+        set_cosine_lr(opt, step - 1, lr=lr, warmup_steps=warmup_steps, max_steps=steps)
         # Pairs of similar length side by side (a random window of the length order):
         # about half the padding of random batches. Every pair is equally likely to be
         # drawn, except the batch_size − 1 shortest and longest, which are drawn less.

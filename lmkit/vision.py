@@ -390,7 +390,7 @@ def fit(
     Returns ``{"losses": [mean train loss of every log_every steps …], "steps", "seconds"}``
     (``seconds`` is the wall-clock time of the loop, for equal-time comparisons).
     """
-    from lmkit.optim import AdamW, clip_grad_norm_, cosine_lr, param_groups
+    from lmkit.optim import AdamW, clip_grad_norm_, param_groups, set_cosine_lr
 
     if len(images) != len(labels):
         raise ValueError(f"{len(images):,} images but {len(labels):,} labels")
@@ -403,15 +403,7 @@ def fit(
     model.train()
     start = time.perf_counter()
     for step in range(steps):
-        rate = cosine_lr(
-            step,
-            max_lr=lr,
-            min_lr=lr / 10,
-            warmup_steps=min(warmup_steps, steps),
-            max_steps=steps,
-        )
-        for group in opt.param_groups:
-            group["lr"] = rate
+        set_cosine_lr(opt, step, lr=lr, warmup_steps=warmup_steps, max_steps=steps)
         if at + batch_size > len(order):  # a new epoch: a new shuffle
             order, at = torch.randperm(len(images), generator=g), 0
         rows = order[at : at + batch_size]

@@ -104,3 +104,18 @@ def test_param_groups_decay_matrices_only_and_count_tied_once():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert {p.dim() for p in decay["params"]} == {2} and len(decay["params"]) == 2
     assert {p.dim() for p in no_decay["params"]} == {1} and len(no_decay["params"]) == 3
+
+
+@pytest.mark.usefixtures("reference_solutions")
+def test_set_cosine_lr_sets_every_group_to_chapter_7s_rate():
+    from lmkit.optim import set_cosine_lr
+
+    w = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))]
+    opt = torch.optim.SGD([{"params": w[:1]}, {"params": w[1:]}], lr=0.0)
+    for step in (0, 4, 9, 50):
+        rate = set_cosine_lr(opt, step, lr=1e-3, warmup_steps=5, max_steps=50)
+        want = cosine_lr(step, max_lr=1e-3, min_lr=1e-4, warmup_steps=5, max_steps=50)
+        assert rate == pytest.approx(want)
+        assert [g["lr"] for g in opt.param_groups] == [rate, rate]
+    set_cosine_lr(opt, 0, lr=1e-3, warmup_steps=100, max_steps=10)  # warmup capped
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)
