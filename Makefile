@@ -20,7 +20,7 @@ help:
 	@echo "make grade     grade your exercises: run the chapter notebooks on your code (nbval)"
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
-	@echo "make train-translation  train chapter 12's German → English model (about 12 min on one core, 7 on two with ARGS=\"--threads 2\"; ARGS=\"--preset long\": about an hour)"
+	@echo "make train-translation  train chapter 12's German → English model (11 CPU-min: about 6 min on two cores, 11 with ARGS=\"--threads 1\"; ARGS=\"--preset long\": about an hour)"
 	@echo "make train-recommend  chapter 13's GPT over MovieLens item sequences vs two baselines (about 10 min on one core)"
 	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
@@ -110,8 +110,8 @@ train: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) -m lmkit.train --preset $(PRESET) $(ARGS)
 
-# Chapter 12's long run: a German → English Transformer on CPU (12 CPU-minutes: about 12
-# minutes on one core, 7 with ARGS="--threads 2"; ARGS="--preset long" for the
+# Chapter 12's long run: a German → English Transformer on CPU (11 CPU-minutes: about 6
+# minutes on two cores, 11 with ARGS="--threads 1"; ARGS="--preset long" for the
 # six-times-longer run, about 66 CPU-minutes); its BLEU goes to
 # benchmarks/results/translation_<preset>.json, its weights to the cache.
 train-translation: setup data

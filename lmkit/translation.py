@@ -685,14 +685,14 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 
 #: Model sizes and training settings: ``ci`` is what chapter 12's notebook trains in about
-#: half a minute on one thread; ``cpu`` is ``scripts/train_translation.py``'s run (about
-#: ten minutes on two cores), whose measured BLEU the notebook shows.
+#: half a minute on one thread; ``cpu`` is ``scripts/train_translation.py``'s run (under
+#: six minutes on two cores), whose measured BLEU the notebook shows.
 PRESETS: dict[str, dict] = {
     "ci": {
         "model": dict(d_model=128, n_enc_layer=2, n_dec_layer=2, n_head=4, d_ff=512, dropout=0.1),
         "train": dict(steps=120, batch_size=64, lr=3e-3, warmup_steps=30, eval_every=40),
     },
-    # 12 CPU-minutes: about 7 minutes on two cores, 12 on one (scripts/train_translation.py).
+    # 11 CPU-minutes: under 6 minutes on two cores, 11 on one (scripts/train_translation.py).
     "cpu": {
         "model": dict(d_model=128, n_enc_layer=3, n_dec_layer=3, n_head=4, d_ff=512, dropout=0.1),
         "train": dict(steps=2000, batch_size=64, lr=3e-3, warmup_steps=200, eval_every=250),
