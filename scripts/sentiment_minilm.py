@@ -30,14 +30,13 @@ os.environ.setdefault("LMKIT_REFERENCE", "all")
 import torch  # noqa: E402
 
 from lmkit import env  # noqa: E402
-from lmkit.bert import encode_texts, load_minilm  # noqa: E402
+from lmkit.bert import encode_texts, load_minilm, sentence_embeddings  # noqa: E402
 from lmkit.data import review_splits  # noqa: E402
 from lmkit.finetune import (  # noqa: E402
     BagOfWords,
     SequenceClassifier,
     fine_tune,
     fit_logistic_regression,
-    mean_pool,
     predict,
     standard_error,
 )
@@ -47,17 +46,6 @@ WEIGHT_DECAYS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 #: Fine-tuning learning rates tried: BERT's usual range (Devlin et al. 2019: 2e-5 to 5e-5)
 #: and one above it, for a small model and few steps.
 LEARNING_RATES = [2e-5, 5e-5, 1e-4]
-
-
-def embed(model, tokenizer, texts: list[str], batch_size: int = 64) -> torch.Tensor:
-    """``(N, 384)`` mean-pooled MiniLM vectors, L2-normalised as sentence-transformers does."""
-    out = []
-    for lo in range(0, len(texts), batch_size):
-        idx, mask = encode_texts(tokenizer, texts[lo : lo + batch_size])
-        with torch.no_grad():
-            pooled = mean_pool(model.encode(idx, padding_mask=mask), mask)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1))
-    return torch.cat(out)
 
 
 def probe(features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict:
@@ -131,7 +119,7 @@ def main() -> None:
 
     model, tokenizer = load_minilm()
     t0 = time.perf_counter()
-    features = {k: embed(model, tokenizer, v) for k, v in texts.items()}
+    features = {k: sentence_embeddings(model, tokenizer, v) for k, v in texts.items()}
     embed_seconds = time.perf_counter() - t0
     minilm = probe(features, labels)
     bow = BagOfWords(texts["train"])

@@ -181,3 +181,13 @@ def test_review_splits_are_disjoint_balanced_and_keep_the_test_set_first():
         data.review_splits(n_test=8000, n_train=1000)
     with pytest.raises(ValueError, match="≥ 1"):
         data.review_splits(n_val=0)
+
+
+def test_installed_package_dir_finds_a_package_without_importing_it():
+    from pathlib import Path
+
+    from lmkit.data import installed_package_dir
+
+    assert installed_package_dir("lmkit") == Path(__file__).resolve().parents[1] / "lmkit"
+    assert installed_package_dir("no_such_package_here") is None
+    assert installed_package_dir("lmkit.no_such_module") is None

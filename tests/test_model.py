@@ -137,6 +137,23 @@ def test_generate_crops_a_long_prompt_and_rejects_bad_input():
         generate(model, torch.zeros(3, dtype=torch.long), 1)
 
 
+def test_generate_stops_once_every_row_has_its_stop_token():
+    from lmkit.sampling import generate
+
+    torch.manual_seed(0)
+    model = GPT(TINY).eval()
+    prompt = torch.randint(50, (2, 4))
+    full = generate(model, prompt, 12, temperature=0.0)
+    new = full[:, 4:]
+    stop = int(new[0, 2])  # row 0's third token; row 1 makes it at some step too, or never
+    first = [next((t for t in range(12) if new[r, t] == stop), None) for r in range(2)]
+    stopped = generate(model, prompt, 12, temperature=0.0, stop_token=stop)
+    last = 12 if None in first else max(first) + 1  # stops after the slower row's stop
+    assert stopped.shape == (2, 4 + last) and torch.equal(stopped, full[:, : 4 + last])
+    never = generate(model, prompt, 12, temperature=0.0, stop_token=999)  # not in the vocab
+    assert torch.equal(never, full)
+
+
 @pytest.mark.parametrize("mode", ["all", "missing"])
 def test_compiles_to_one_graph(mode):
     """torch.compile must see the whole forward pass: a graph break (an import, say, in the

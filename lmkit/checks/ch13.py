@@ -1,12 +1,14 @@
-"""Checks of chapter 13: span_loss, best_span (question answering), the ranking metric
-(recommendation).
+"""Checks of chapter 13: span_loss, best_span (question answering), ROUGE-N
+(summarisation), the ranking metric (recommendation).
 
 Judges: ``F.cross_entropy`` of the start and of the end logits, averaged, with the
 positions outside the context filled with ``−inf``, in float64 (13.1); an exhaustive
 search over every pair ``(i, j)`` written as two Python loops (13.2); ``torch.topk`` for
 scores without ties (the target's place among the ``k`` largest, in float64), and for scores
 with ties a plain Python sort in which the target comes *after* every item with the same
-score (the pessimistic convention of the docstring) (13.3).
+score (the pessimistic convention of the docstring) (13.4). ROUGE-N is judged by Google's
+``rouge-score`` package (``RougeScorer``, no stemming) on texts whose words it keeps as they
+are (13.3).
 """
 
 from __future__ import annotations
@@ -344,7 +346,186 @@ def check_best_span(impl: Callable) -> None:
     )
 
 
-# ------------------------------------------------------------------ 13.3 HR@k and NDCG@k
+# ------------------------------------------------------------------ 13.3 ROUGE-N
+
+
+def _rouge_judge(candidate: list[str], reference: list[str], n: int) -> tuple[float, float, float]:
+    """rouge-score's ROUGE-N. Its tokenizer keeps lower-case ASCII words as they are, so
+    joining the tokens with spaces hands it exactly these lists."""
+    from rouge_score import rouge_scorer
+
+    score = rouge_scorer.RougeScorer([f"rouge{n}"]).score(" ".join(reference), " ".join(candidate))
+    s = score[f"rouge{n}"]
+    return s.precision, s.recall, s.fmeasure
+
+
+def _ngram_counts(tokens: list[str], n: int, last: bool = True) -> dict[tuple, int]:
+    counts: dict[tuple, int] = {}
+    for i in range(len(tokens) - n + (1 if last else 0)):
+        g = tuple(tokens[i : i + n])
+        counts[g] = counts.get(g, 0) + 1
+    return counts
+
+
+def _rouge_variant(
+    candidate: list[str],
+    reference: list[str],
+    n: int,
+    *,
+    overlap: str = "clipped",
+    last: bool = True,
+    swap: bool = False,
+    mean: str = "harmonic",
+    scale: float = 1.0,
+) -> tuple[float, float, float]:
+    """What a typical mistake computes: ROUGE-N with one step changed."""
+    cand, ref = _ngram_counts(candidate, n, last), _ngram_counts(reference, n, last)
+    n_cand, n_ref = sum(cand.values()), sum(ref.values())
+    if overlap == "clipped":
+        common = sum(min(c, ref.get(g, 0)) for g, c in cand.items())
+    elif overlap == "unclipped":  # every candidate n-gram that occurs in the reference at all
+        common = sum(c for g, c in cand.items() if g in ref)
+    else:  # "sets": distinct n-grams only
+        common = len(set(cand) & set(ref))
+        if overlap == "sets-distinct":
+            n_cand, n_ref = len(cand), len(ref)
+    p, r = common / max(n_cand, 1), common / max(n_ref, 1)
+    if swap:
+        p, r = r, p
+    if mean == "harmonic":
+        f = 2 * p * r / (p + r) if p + r else 0.0
+    else:
+        f = (p + r) / 2
+    return p * scale, r * scale, f * scale
+
+
+HINT_ROUGE_CLIP = (
+    "clip the overlap: an n-gram counts at most as often as it occurs in the reference, "
+    "min(count in candidate, count in reference); otherwise repeating 'the' scores"
+)
+HINT_ROUGE_SETS = (
+    "count repeated n-grams: the overlap of two multisets (Counter & Counter), and the "
+    "totals with repeats, not the sizes of sets of distinct n-grams"
+)
+HINT_ROUGE_SWAP = (
+    "precision divides the overlap by the candidate's number of n-grams (how much of what "
+    "you wrote is right), recall by the reference's (how much of the answer you found)"
+)
+HINT_ROUGE_HARMONIC = "F1 is the harmonic mean 2·P·R / (P + R), not the average (P + R) / 2"
+HINT_ROUGE_LAST = (
+    "a list of L tokens has L − n + 1 n-grams (range(len(tokens) - n + 1)): the last one is missing"
+)
+HINT_ROUGE_N = "n is the n-gram length: ROUGE-2 compares pairs of consecutive tokens, not words"
+HINT_ROUGE_PERCENT = "return fractions in [0, 1]; papers multiply by 100 only to print them"
+HINT_ROUGE_EMPTY = (
+    "a side with no n-grams (empty, or shorter than n) divides by zero: use max(total, 1) "
+    "and return 0.0 for F1 when precision + recall is 0"
+)
+HINT_ROUGE_BAD_N = "check n first: raise a ValueError naming n when it is below 1"
+
+
+def _rouge_suspects(candidate, reference, n):
+    def v(**kw):
+        return lambda: _rouge_variant(candidate, reference, n, **kw)
+
+    return [
+        (v(overlap="unclipped"), HINT_ROUGE_CLIP),
+        (v(overlap="sets"), HINT_ROUGE_SETS),
+        (v(overlap="sets-distinct"), HINT_ROUGE_SETS),
+        (v(swap=True), HINT_ROUGE_SWAP),
+        (v(mean="arithmetic"), HINT_ROUGE_HARMONIC),
+        (v(last=False), HINT_ROUGE_LAST),
+        (lambda: _rouge_variant(candidate, reference, 1), HINT_ROUGE_N),
+        (v(scale=100.0), HINT_ROUGE_PERCENT),
+    ]
+
+
+def _rouge_cases() -> list[tuple[str, list[str], list[str], int]]:
+    g = torch.Generator().manual_seed(13)
+    vocab = "the a police said on in of man court city two was".split()
+
+    def words(k: int) -> list[str]:
+        return [vocab[i] for i in torch.randint(len(vocab), (k,), generator=g).tolist()]
+
+    mat, cat = "the cat sat on the mat".split(), "the cat was on the mat".split()
+    long_a, long_b = words(30), words(20)
+    return [
+        ("rouge_n('the cat sat on the mat with the dog', 'the cat sat on the mat', n=1)",
+         "the cat sat on the mat with the dog".split(), mat, 1),  # fmt: skip
+        ("rouge_n('the cat was on the mat', 'the cat sat on the mat', n=1)", cat, mat, 1),
+        (
+            "rouge_n('the the the the cat', 'the cat sat on the mat', n=1)",
+            "the the the the cat".split(),
+            mat,
+            1,
+        ),  # fmt: skip
+        ("rouge_n('the cat was on the mat', 'the cat sat on the mat', n=2)", cat, mat, 2),
+        (
+            "rouge_n('on the mat on the mat', 'the cat sat on the mat', n=2)",
+            "on the mat on the mat".split(),
+            mat,
+            2,
+        ),  # fmt: skip
+        ("rouge_n(30 random words, 20 random words, n=1)", long_a, long_b, 1),
+        ("rouge_n(30 random words, 20 random words, n=2)", long_a, long_b, 2),
+        (
+            "rouge_n('police said the man was in court', 'the man was in court', n=3)",
+            "police said the man was in court".split(),
+            "the man was in court".split(),
+            3,
+        ),  # fmt: skip
+        (
+            "rouge_n('court', 'the man was in court', n=2): a candidate shorter than n",
+            ["court"],
+            "the man was in court".split(),
+            2,
+        ),  # fmt: skip
+        (
+            "rouge_n([], 'the man was in court', n=1): an empty candidate",
+            [],
+            "the man was in court".split(),
+            1,
+        ),  # fmt: skip
+    ]
+
+
+def _zero_division(err: BaseException) -> str | None:
+    return HINT_ROUGE_EMPTY if isinstance(err, ZeroDivisionError) else None
+
+
+@checks("13.3")
+def check_rouge_n(impl: Callable) -> None:
+    for desc, candidate, reference, n in _rouge_cases():
+        got = call(desc, impl, list(candidate), list(reference), n, hint=_zero_division)
+        expect_type(got, tuple, desc)
+        if len(got) != 3:
+            raise AssertionError(
+                f"{desc} should return 3 numbers (precision, recall, f1), got {len(got)}"
+            )
+        for value, name in zip(got, ("precision", "recall", "F1"), strict=True):
+            expect_type(value, float, f"{desc}: the {name}")
+        want = _rouge_judge(candidate, reference, n)
+        if not all(math.isfinite(v) for v in got):
+            hint = HINT_ROUGE_EMPTY
+        elif all(near(a, b) for a, b in zip(got, want, strict=True)):
+            continue
+        else:
+            tests = [
+                (lambda g, w, s=s: all(near(a, b) for a, b in zip(g, s(), strict=True)), h)
+                for s, h in _rouge_suspects(candidate, reference, n)
+            ]
+            hint = diagnose(got, want, tests)
+        shown = ", ".join(fmt(v) for v in got)
+        raise AssertionError(
+            f"{desc}: got (precision, recall, F1) = ({shown}); expected "
+            f"({', '.join(fmt(v) for v in want)})." + (f"\nHint: {hint}" if hint else "")
+        )
+    expect_value_error(
+        "rouge_n(['a'], ['a'], n=0)", lambda: impl(["a"], ["a"], 0), HINT_ROUGE_BAD_N, [0]
+    )
+
+
+# ------------------------------------------------------------------ 13.4 HR@k and NDCG@k
 
 
 def _topk_judge(scores: torch.Tensor, target: torch.Tensor, k: int) -> tuple[float, float]:
@@ -506,7 +687,7 @@ def _cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int, Callable]]:
     return cases
 
 
-@checks("13.3")
+@checks("13.4")
 def check_hit_rate_and_ndcg(impl: Callable) -> None:
     for desc, scores, target, k, judge in _cases():
         given = scores.clone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -212,7 +213,115 @@ def _span_no_shape_check(s, e, mask=None, max_length=30):
     return _flat_argmax(_span_table(s[:, :T], e[:, :T], mask, 0, max_length - 1))
 
 
-# ------------------------------------------------------------------ 13.3 HR@k and NDCG@k
+# ------------------------------------------------------------------ 13.3 ROUGE-N
+
+
+def _grams(tokens, n):
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _prf(overlap, n_cand, n_ref):
+    p, r = overlap / max(n_cand, 1), overlap / max(n_ref, 1)
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def _rouge_unclipped(candidate, reference, n=1):
+    # "how many of my n-grams are in the reference": each repeat of 'the' counts again
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    overlap = sum(c for g, c in cand.items() if g in ref)
+    return _prf(overlap, sum(cand.values()), sum(ref.values()))
+
+
+def _rouge_sets(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand = {tuple(candidate[i : i + n]) for i in range(len(candidate) - n + 1)}
+    ref = {tuple(reference[i : i + n]) for i in range(len(reference) - n + 1)}
+    return _prf(len(cand & ref), len(cand), len(ref))
+
+
+def _rouge_swapped(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    p, r, f = _prf(sum((cand & ref).values()), sum(ref.values()), sum(cand.values()))
+    return p, r, f
+
+
+def _rouge_arithmetic(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    p, r, _ = _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+    return p, r, (p + r) / 2
+
+
+def _rouge_last_missing(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+
+    def grams(tokens):
+        return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n))
+
+    cand, ref = grams(candidate), grams(reference)
+    return _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+
+
+def _rouge_words_only(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = Counter(candidate), Counter(reference)  # n is accepted, then forgotten
+    return _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+
+
+def _rouge_percent(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    p, r, f = _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+    return 100 * p, 100 * r, 100 * f
+
+
+def _rouge_divides_by_zero(candidate, reference, n=1):
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    overlap = sum((cand & ref).values())
+    p, r = overlap / sum(cand.values()), overlap / sum(ref.values())
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _rouge_nan_f1(candidate, reference, n=1):
+    # precision and recall guarded, F1 not: 0 / 0 in floating point (torch) is NaN
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    p, r, _ = _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+    f = torch.tensor(2 * p * r) / torch.tensor(p + r)
+    return p, r, f.item()
+
+
+def _rouge_no_n_check(candidate, reference, n=1):
+    # right for every n >= 1; n = 0 counts len + 1 empty tuples on each side, silently
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    return _prf(sum((cand & ref).values()), sum(cand.values()), sum(ref.values()))
+
+
+def _rouge_fraction_objects(candidate, reference, n=1):
+    from fractions import Fraction
+
+    if n < 1:
+        raise ValueError(f"n = {n}")
+    cand, ref = _grams(candidate, n), _grams(reference, n)
+    overlap = sum((cand & ref).values())
+    p = Fraction(overlap, max(sum(cand.values()), 1))
+    r = Fraction(overlap, max(sum(ref.values()), 1))
+    return p, r, (2 * p * r / (p + r) if p + r else Fraction(0))
+
+
+# ------------------------------------------------------------------ 13.4 HR@k and NDCG@k
 
 
 def _check_k(scores, k):
@@ -383,6 +492,19 @@ MISTAKES = {
         ("no shape check", _span_no_shape_check, "both (B, T)"),
     ],
     "13.3": [
+        ("unclipped overlap", _rouge_unclipped, "clip the overlap"),
+        ("sets of distinct n-grams", _rouge_sets, "count repeated n-grams"),
+        ("precision and recall swapped", _rouge_swapped, "precision divides the overlap by"),
+        ("arithmetic mean for F1", _rouge_arithmetic, "F1 is the harmonic mean"),
+        ("last n-gram missing", _rouge_last_missing, "the last one is missing"),
+        ("n ignored: unigrams always", _rouge_words_only, "n is the n-gram length"),
+        ("percentages", _rouge_percent, "return fractions in [0, 1]"),
+        ("division by zero on an empty side", _rouge_divides_by_zero, "divides by zero"),
+        ("NaN F1 from 0 / 0", _rouge_nan_f1, "divides by zero"),
+        ("n = 0 accepted", _rouge_no_n_check, "raise a ValueError naming n"),
+        ("Fractions, not floats", _rouge_fraction_objects, "should be a float"),
+    ],
+    "13.4": [
         ("log2(rank + 1) with a 0-based rank", _log2_rank_plus_one, "NDCG uses log2(rank + 2)"),
         ("natural logarithm", _natural_log, "the discount is a base-2 logarithm"),
         ("ties counted for the target", _strictly_greater, "ties count against the target"),
