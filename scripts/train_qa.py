@@ -31,6 +31,7 @@ from lmkit import env  # noqa: E402
 from lmkit.bert import load_minilm  # noqa: E402
 from lmkit.data import data_dir  # noqa: E402
 from lmkit.qa import (  # noqa: E402
+    COURSE_QA,
     SpanQA,
     answer,
     best_sentence,
@@ -44,19 +45,7 @@ from lmkit.qa import (  # noqa: E402
 SHIFTS = ("new_wiki", "nyt", "reddit", "amazon")
 
 #: Questions about a paragraph written for the course (not from SQuAD), with our answers.
-CONTEXT = (
-    "The Rhine rises in the Swiss Alps and flows for about 1,230 kilometres to the North "
-    "Sea. It passes Basel, Strasbourg, Cologne and Düsseldorf before it reaches the "
-    "Netherlands, where it splits into several branches. Barges have carried coal, grain "
-    "and timber along it since the Middle Ages."
-)
-QUESTIONS = [
-    ("Where does the Rhine rise?", "in the Swiss Alps"),
-    ("How long is the Rhine?", "about 1,230 kilometres"),
-    ("Into which sea does the Rhine flow?", "the North Sea"),
-    ("Where does the Rhine split into several branches?", "the Netherlands"),
-    ("Since when have barges carried goods on the Rhine?", "since the Middle Ages"),
-]
+CONTEXT, QUESTIONS = COURSE_QA[0]
 
 
 def main() -> None:

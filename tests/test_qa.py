@@ -43,7 +43,10 @@ def _squad_cached() -> bool:
 
 
 needs_minilm = pytest.mark.skipif(not _minilm_installed(), reason="make setup installs MiniLM")
-needs_squad = pytest.mark.skipif(not _squad_cached(), reason="make data caches SQuAD")
+needs_squad = pytest.mark.skipif(
+    not _squad_cached(),
+    reason="SQuAD is not cached: python -c 'from lmkit.qa import load_squad; load_squad()' fetches it",
+)
 
 
 def test_span_loss_is_huggingfaces_qa_loss():
@@ -138,6 +141,27 @@ def test_squad_normalisation_and_scores():
     assert scores == {"exact_match": 0.0, "f1": pytest.approx(100 * (2 / 3) / 2)}
     with pytest.raises(ValueError, match="need one each"):
         squad_scores(["a"], [["a"], ["b"]])
+
+
+def test_course_questions_are_spans_of_their_passages():
+    questions = qa.course_questions()
+    assert len(questions) == sum(len(q) for _, q in qa.COURSE_QA) == 33
+    assert len({q.id for q in questions}) == 33
+    for q in questions:
+        ((text, offset),) = q.answers
+        assert q.context[offset : offset + len(text)] == text
+    honey = next(q for q in questions if q.answers[0][0] == "one")
+    assert honey.context[honey.answers[0][1] :].startswith("one queen")  # not "h-one-y"
+
+
+@needs_minilm
+def test_every_course_answer_fits_the_window():
+    from lmkit.bert import load_minilm
+
+    questions = qa.course_questions()
+    f = encode_qa(load_minilm()[1], questions)
+    assert bool((f.start >= 0).all())
+    assert qa.spans_to_text(questions, f, f.start, f.end) == [q.answers[0][0] for q in questions]
 
 
 @needs_minilm
