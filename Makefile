@@ -21,7 +21,7 @@ help:
 	@echo "make progress  which exercises are done, failing, not started"
 	@echo "make train     train the character-level GPT (PRESET=cpu|gpu|ci, ARGS=\"key=value ...\")"
 	@echo "make train-translation  train chapter 12's German → English model (11 CPU-min: about 6 min on two cores, 11 with ARGS=\"--threads 1\"; ARGS=\"--preset long\": about an hour)"
-	@echo "make summarize-xsum  chapter 13's four summarisers of XSum scored with ROUGE (about MINUTES min on one core)"
+	@echo "make summarize-xsum  chapter 13's four summarisers of XSum scored with ROUGE (about 30 min on one core: 23 of them SmolLM2)"
 	@echo "make train-recommend  chapter 13's GPT over MovieLens item sequences vs two baselines (about 10 min on one core)"
 	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
