@@ -450,22 +450,26 @@ def _rouge_cases() -> list[tuple[str, list[str], list[str], int]]:
     mat, cat = "the cat sat on the mat".split(), "the cat was on the mat".split()
     long_a, long_b = words(30), words(20)
     return [
-        ("rouge_n('the cat sat on the mat with the dog', 'the cat sat on the mat', n=1)",
-         "the cat sat on the mat with the dog".split(), mat, 1),  # fmt: skip
+        (
+            "rouge_n('the cat sat on the mat with the dog', 'the cat sat on the mat', n=1)",
+            "the cat sat on the mat with the dog".split(),
+            mat,
+            1,
+        ),
         ("rouge_n('the cat was on the mat', 'the cat sat on the mat', n=1)", cat, mat, 1),
         (
             "rouge_n('the the the the cat', 'the cat sat on the mat', n=1)",
             "the the the the cat".split(),
             mat,
             1,
-        ),  # fmt: skip
+        ),
         ("rouge_n('the cat was on the mat', 'the cat sat on the mat', n=2)", cat, mat, 2),
         (
             "rouge_n('on the mat on the mat', 'the cat sat on the mat', n=2)",
             "on the mat on the mat".split(),
             mat,
             2,
-        ),  # fmt: skip
+        ),
         ("rouge_n(30 random words, 20 random words, n=1)", long_a, long_b, 1),
         ("rouge_n(30 random words, 20 random words, n=2)", long_a, long_b, 2),
         (
@@ -473,19 +477,19 @@ def _rouge_cases() -> list[tuple[str, list[str], list[str], int]]:
             "police said the man was in court".split(),
             "the man was in court".split(),
             3,
-        ),  # fmt: skip
+        ),
         (
             "rouge_n('court', 'the man was in court', n=2): a candidate shorter than n",
             ["court"],
             "the man was in court".split(),
             2,
-        ),  # fmt: skip
+        ),
         (
             "rouge_n([], 'the man was in court', n=1): an empty candidate",
             [],
             "the man was in court".split(),
             1,
-        ),  # fmt: skip
+        ),
     ]
 
 
