@@ -11,7 +11,7 @@ NB     := chapters/*.ipynb
 # `=`, not `:=`, so they are read when a recipe runs, after `setup` has made the venv.
 NBVAL   = $(PY) -m pytest $(NB) $$($(PY) -m lmkit.grading --nbval-args)
 
-.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation summarize-xsum train-recommend train-vision reference-outputs clean data
+.PHONY: help setup book book-assets test lint unit hint-coverage nbval book-strict grade progress train train-translation summarize-xsum train-recommend train-vision scaling-laws reference-outputs clean data
 
 help:
 	@echo "make book      build the HTML book into _build/html (sets up .venv first)"
@@ -23,6 +23,7 @@ help:
 	@echo "make train-translation  train chapter 12's German → English model (11 CPU-min: about 6 min on two cores, 11 with ARGS=\"--threads 1\"; ARGS=\"--preset long\": about an hour)"
 	@echo "make summarize-xsum  chapter 13's four summarisers of XSum scored with ROUGE (about 30 min on one core: 23 of them SmolLM2)"
 	@echo "make train-recommend  chapter 13's GPT over MovieLens item sequences vs two baselines (about 10 min on one core)"
+	@echo "make scaling-laws  chapter 15's seven GPT sizes and four data budgets, one recipe (about 20 min on two cores)"
 	@echo "make train-vision  chapter 14's ViT vs CNN vs logistic regression at equal CPU time (about 15 min on one core)"
 	@echo "make setup     create .venv and install the pinned toolchain (done by the others)"
 
@@ -132,6 +133,11 @@ train-recommend: setup data
 train-vision: setup data
 	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
 		$(PY) scripts/train_vision.py --preset cpu --threads 1 $(ARGS)
+
+# Chapter 15's scaling sweep: benchmarks/results/scaling_cpu.json.
+scaling-laws: setup data
+	LMKIT_DATA_DIR=$(DATA_CACHE) LMKIT_REFERENCE=$${LMKIT_REFERENCE:-missing} \
+		$(PY) scripts/scaling_laws.py --threads 2 $(ARGS)
 
 # Maintainers: re-run every chapter with the reference solutions and store the outputs.
 reference-outputs: setup data
