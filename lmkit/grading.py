@@ -51,6 +51,7 @@ __all__ = [
     "progress",
     "reference",
     "reference_mode",
+    "references_for",
     "resolve_references",
     "use_reference",
 ]
@@ -391,6 +392,21 @@ def check(exercise_id: str, impl: Callable | None = None) -> None:
             ) from None
         raise
     print(f"✓ Exercise {ex.id} {ex.name}")
+
+
+@contextlib.contextmanager
+def references_for(ids: Iterable[str]) -> Iterator[None]:
+    """Run a block with the reference solutions of ``ids`` (exercise ids or chapter
+    numbers) in force, on top of the current mode (``all`` and ``missing`` stay as they
+    are). A check uses it for the exercises its test model is built from, so that it judges
+    only its own exercise, whatever state the learner's earlier ones are in."""
+    mode = reference_mode()
+    if isinstance(mode, str):
+        spec = mode
+    else:
+        spec = ",".join([*sorted(mode), *(str(i) for i in ids)])
+    with _reference_override(spec):
+        yield
 
 
 # --------------------------------------------------------------------------- progress

@@ -218,3 +218,21 @@ def test_check_modules_import_no_other_chapter():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("lmkit.checks."), path.name
+
+
+def test_references_for_adds_to_the_mode_and_restores_it():
+    grading.use_reference(None)
+    try:
+        with grading.references_for(["11"]):
+            mode = grading.reference_mode()
+            assert isinstance(mode, frozenset) and {"11.1", "11.4"} <= mode
+            assert "15.2" not in mode
+        assert grading.reference_mode() == frozenset()
+        grading.use_reference("1.1")
+        with grading.references_for(["11.1"]):
+            assert grading.reference_mode() == {"1.1", "11.1"}
+        grading.use_reference("all")
+        with grading.references_for(["11"]):
+            assert grading.reference_mode() == "all"
+    finally:
+        grading.use_reference(None)

@@ -101,3 +101,79 @@ MISTAKES = {
         ("an error that names nothing", _vague_error, "validate first"),
     ],
 }
+
+
+# ------------------------------------------------------------------ 15.2 the logit lens
+
+
+def _lens_head_only(model, idx):
+    with torch.no_grad():
+        x = model.embed(idx)
+        read = [model.head(x)]
+        for block in model.blocks:
+            x = block(x)
+            read.append(model.head(x))
+    return torch.stack(read)
+
+
+def _lens_normed_stream(model, idx):
+    # normalises the stream itself, so the next block sees a normed input
+    with torch.no_grad():
+        x = model.norm(model.embed(idx))
+        read = [model.head(x)]
+        for block in model.blocks:
+            x = model.norm(block(x))
+            read.append(model.head(x))
+    return torch.stack(read)
+
+
+def _lens_double_residual(model, idx):
+    with torch.no_grad():
+        x = model.embed(idx)
+        read = [model.head(model.norm(x))]
+        for block in model.blocks:
+            x = x + block(x)
+            read.append(model.head(model.norm(x)))
+    return torch.stack(read)
+
+
+def _lens_blocks_only(model, idx):
+    # forgets the embeddings' readout: n_layer entries
+    with torch.no_grad():
+        x, read = model.embed(idx), []
+        for block in model.blocks:
+            x = block(x)
+            read.append(model.head(model.norm(x)))
+    return torch.stack(read)
+
+
+def _lens_probabilities(model, idx):
+    from solutions.interpret import logit_lens
+
+    return logit_lens(model, idx).softmax(-1)
+
+
+def _lens_reversed(model, idx):
+    from solutions.interpret import logit_lens
+
+    return logit_lens(model, idx).flip(0)
+
+
+def _lens_with_gradients(model, idx):
+    x = model.embed(idx)
+    read = [model.head(model.norm(x))]
+    for block in model.blocks:
+        x = block(x)
+        read.append(model.head(model.norm(x)))
+    return torch.stack(read)
+
+
+MISTAKES["15.2"] = [
+    ("head without the final norm", _lens_head_only, "read each layer through model.norm"),
+    ("the stream normed in place", _lens_normed_stream, "the readout must not change the stream"),
+    ("x + block(x)", _lens_double_residual, "x = block(x), not"),
+    ("no embeddings readout", _lens_blocks_only, "n_layer + 1 readouts"),
+    ("probabilities", _lens_probabilities, "return logits, not probabilities"),
+    ("reversed order", _lens_reversed, "keep that order"),
+    ("with gradients", _lens_with_gradients, "without gradients"),
+]
