@@ -16,7 +16,8 @@ with the reference summary:
 - :func:`rouge_n` (exercise 13.3) — ROUGE-N precision, recall and F1 of two token lists.
 - :func:`rouge_l` — the same from their longest common subsequence.
 - :func:`rouge` and :func:`corpus_rouge` — ROUGE-1, -2 and -L of texts, and their means
-  over a test set (× 100, as papers report them), with standard errors.
+  over a test set (× 100, as papers report them), with standard errors;
+  :func:`paired_rouge_difference` compares two summarisers on the same documents.
 
 The summarisers, each ``document → summary``: :func:`lead` (the first sentences: the
 baseline), :func:`oracle` (the sentence with the best ROUGE against the reference: the
@@ -58,6 +59,7 @@ __all__ = [
     "load_xsum",
     "novel_bigrams",
     "oracle",
+    "paired_rouge_difference",
     "prompt_summary",
     "rouge",
     "rouge_l",
@@ -250,24 +252,50 @@ def rouge(candidate: str, reference: str, stem: bool = True) -> dict[str, float]
     }
 
 
+def _mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+    return mean, math.sqrt(var / len(values))
+
+
+def _scored(candidates: Sequence[str], references: Sequence[str], stem: bool) -> list[dict]:
+    if len(candidates) != len(references):
+        raise ValueError(f"{len(candidates)} candidates for {len(references)} references")
+    if not candidates:
+        raise ValueError("no summaries to score")
+    return [rouge(c, r, stem) for c, r in zip(candidates, references, strict=True)]
+
+
 def corpus_rouge(
     candidates: Sequence[str], references: Sequence[str], stem: bool = True
 ) -> dict[str, float]:
     """The mean F1 of ROUGE-1, -2 and -L over a test set, × 100 as papers print them, and the
     standard error of each mean (``rouge1_se`` …: the spread over documents / √N, what a
     second test set of the same size could move the mean by, roughly)."""
-    if len(candidates) != len(references):
-        raise ValueError(f"{len(candidates)} candidates for {len(references)} references")
-    if not candidates:
-        raise ValueError("no summaries to score")
-    rows = [rouge(c, r, stem) for c, r in zip(candidates, references, strict=True)]
+    rows = _scored(candidates, references, stem)
     out: dict[str, float] = {}
     for key in ("rouge1", "rouge2", "rougeL"):
-        values = [100 * row[key] for row in rows]
-        mean = sum(values) / len(values)
-        var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
-        out[key] = mean
-        out[f"{key}_se"] = math.sqrt(var / len(values))
+        out[key], out[f"{key}_se"] = _mean_and_standard_error([100 * r[key] for r in rows])
+    return out
+
+
+def paired_rouge_difference(
+    candidates: Sequence[str],
+    baseline: Sequence[str],
+    references: Sequence[str],
+    stem: bool = True,
+) -> dict[str, float]:
+    """ROUGE-1/2/L F1 of ``candidates`` minus that of ``baseline`` on the same documents
+    (× 100): the mean of the per-document differences and its standard error
+    (``rouge1_se`` …). Pairing removes the documents' own difficulty from the spread, so
+    the error is smaller than that of either mean."""
+    if len(baseline) != len(candidates):
+        raise ValueError(f"{len(candidates)} candidates for {len(baseline)} baseline summaries")
+    ours, theirs = _scored(candidates, references, stem), _scored(baseline, references, stem)
+    out: dict[str, float] = {}
+    for key in ("rouge1", "rouge2", "rougeL"):
+        diffs = [100 * (a[key] - b[key]) for a, b in zip(ours, theirs, strict=True)]
+        out[key], out[f"{key}_se"] = _mean_and_standard_error(diffs)
     return out
 
 

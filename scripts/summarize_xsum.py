@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -45,24 +44,10 @@ from lmkit.summarize import (  # noqa: E402
     load_xsum,
     novel_bigrams,
     oracle,
+    paired_rouge_difference,
     prompt_summary,
-    rouge,
     rouge_tokens,
 )
-
-
-def paired_difference(a: list[str], b: list[str], references: list[str]) -> dict:
-    """ROUGE-1/2/L F1 of ``a`` minus that of ``b`` on the same articles (× 100): the mean of
-    the per-article differences and its standard error."""
-    out = {}
-    rows = [(rouge(x, r), rouge(y, r)) for x, y, r in zip(a, b, references, strict=True)]
-    for key in ("rouge1", "rouge2", "rougeL"):
-        d = [100 * (p[key] - q[key]) for p, q in rows]
-        mean = sum(d) / len(d)
-        var = sum((v - mean) ** 2 for v in d) / max(len(d) - 1, 1)
-        out[key] = round(mean, 2)
-        out[f"{key}_se"] = round(math.sqrt(var / len(d)), 2)
-    return out
 
 
 def describe(summaries: list[str], documents: list[str]) -> dict:
@@ -131,7 +116,7 @@ def main() -> None:
     }
     subset = {name: rounded(corpus_rouge(s[:n], references[:n])) for name, s in summaries.items()}
     versus_lead = {
-        name: paired_difference(s[:n], summaries["lead"][:n], references[:n])
+        name: rounded(paired_rouge_difference(s[:n], summaries["lead"][:n], references[:n]))
         for name, s in summaries.items()
         if name != "lead"
     }

@@ -217,3 +217,18 @@ def test_centroid_picks_the_central_sentences_in_document_order(monkeypatch):
 def test_prompt_summary_rejects_an_empty_document():
     with pytest.raises(ValueError, match="empty"):
         prompt_summary(None, None, "\n")
+
+
+def test_paired_difference_is_the_difference_of_the_means_with_a_paired_error():
+    refs = ["the club won the cup", "rain fell in leeds on sunday", "fans sang all night"]
+    a = ["the club won", "rain in leeds", "fans sang"]
+    b = ["a cup", "sunday", "all night long"]
+    diff = summarize.paired_rouge_difference(a, b, refs)
+    ca, cb = corpus_rouge(a, refs), corpus_rouge(b, refs)
+    for key in ("rouge1", "rouge2", "rougeL"):
+        assert diff[key] == pytest.approx(ca[key] - cb[key], abs=1e-9)
+        assert diff[f"{key}_se"] > 0
+    same = summarize.paired_rouge_difference(a, a, refs)
+    assert all(v == 0.0 for v in same.values())
+    with pytest.raises(ValueError, match="2 candidates for 3 baseline"):
+        summarize.paired_rouge_difference(a[:2], b, refs)
